@@ -1,0 +1,332 @@
+//! The per-stream hash chain that lets an auditor prove history was not
+//! rewritten (SPEC §5).
+//!
+//! `hash = hex(SHA-256(prev_hash ‖ "\n" ‖ canonical))`, where `prev_hash` is
+//! the previous event's hash of the same stream (64 zeros for revision 0) and
+//! `canonical` is the compact JSON of
+//!
+//! ```json
+//! {"data":…,"event_id":"…","event_type":"…","metadata":{"actor":{"id":"…","kind":"…"},
+//!  "causation_id":…,"correlation_id":"…","idempotency_key":…,"recorded_at":"…"},
+//!  "revision":N,"schema_version":N,"stream_id":"…"}
+//! ```
+//!
+//! with object keys sorted by their UTF-8 bytes at every depth, no
+//! whitespace, and `recorded_at` written as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+//! The global position is deliberately left out: it is assigned by the
+//! backend (KurrentDB only knows it after the write) and the chain is per
+//! stream.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{EventMetadata, NewEvent, Position, RecordedEvent, Revision, StoreError, StreamId};
+
+/// `prev_hash` of every stream's first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The first link of the chain that fails to verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("hash chain of stream {stream_id} breaks at revision {revision}: {reason}")]
+pub struct ChainBreak {
+    pub stream_id: String,
+    pub revision: u64,
+    pub reason: String,
+}
+
+/// Formats a timestamp the way the canonical form and every backend store it.
+pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Writes `v` compactly with keys in sorted order, independent of whether
+/// serde_json preserves insertion order in this build.
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The canonical bytes of an event, as hashed.
+pub fn canonical_form(
+    stream_id: &StreamId,
+    revision: Revision,
+    event_id: &uuid::Uuid,
+    event_type: &str,
+    schema_version: u32,
+    data: &Value,
+    metadata: &EventMetadata,
+) -> String {
+    let doc = serde_json::json!({
+        "data": data,
+        "event_id": event_id.to_string(),
+        "event_type": event_type,
+        "metadata": {
+            "actor": {"id": metadata.actor.id, "kind": metadata.actor.kind},
+            "causation_id": metadata.causation_id.map(|c| c.to_string()),
+            "correlation_id": metadata.correlation_id.to_string(),
+            "idempotency_key": metadata.idempotency_key,
+            "recorded_at": format_timestamp(&metadata.recorded_at),
+        },
+        "revision": revision.0,
+        "schema_version": schema_version,
+        "stream_id": stream_id.as_str(),
+    });
+    let mut out = String::with_capacity(256);
+    write_canonical(&doc, &mut out);
+    out
+}
+
+/// `hex(SHA-256(prev_hash ‖ "\n" ‖ canonical))`.
+pub fn link_hash(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Recomputes an event's hash from its content and its recorded `prev_hash`.
+pub fn expected_hash(event: &RecordedEvent) -> String {
+    let canonical = canonical_form(
+        &event.stream_id,
+        event.revision,
+        &event.event_id,
+        &event.event_type,
+        event.schema_version,
+        &event.data,
+        &event.metadata,
+    );
+    link_hash(&event.metadata.prev_hash, &canonical)
+}
+
+/// Turns a [`NewEvent`] into the event the store will keep: stamps the time,
+/// links it to `prev_hash` and computes its hash. `position` is whatever the
+/// backend assigned (KurrentDB fills it in after the write).
+pub fn seal(
+    stream_id: &StreamId,
+    revision: Revision,
+    position: Position,
+    prev_hash: &str,
+    recorded_at: DateTime<Utc>,
+    event: NewEvent,
+) -> RecordedEvent {
+    let mut metadata = EventMetadata {
+        actor: event.metadata.actor,
+        correlation_id: event.metadata.correlation_id,
+        causation_id: event.metadata.causation_id,
+        idempotency_key: event.metadata.idempotency_key,
+        recorded_at,
+        prev_hash: prev_hash.to_string(),
+        hash: String::new(),
+    };
+    let canonical = canonical_form(
+        stream_id,
+        revision,
+        &event.event_id,
+        &event.event_type,
+        event.schema_version,
+        &event.data,
+        &metadata,
+    );
+    metadata.hash = link_hash(prev_hash, &canonical);
+    RecordedEvent {
+        event_id: event.event_id,
+        stream_id: stream_id.clone(),
+        revision,
+        position,
+        event_type: event.event_type,
+        schema_version: event.schema_version,
+        data: event.data,
+        metadata,
+    }
+}
+
+/// Checks that `events` — one whole stream from revision 0, in order — form an
+/// unbroken chain, and names the first broken link.
+pub fn verify_stream(events: &[RecordedEvent]) -> Result<(), ChainBreak> {
+    let mut prev = GENESIS_HASH.to_string();
+    for (i, e) in events.iter().enumerate() {
+        let brk = |reason: String| ChainBreak {
+            stream_id: e.stream_id.to_string(),
+            revision: e.revision.0,
+            reason,
+        };
+        if e.revision.0 != i as u64 {
+            return Err(brk(format!("expected revision {i}")));
+        }
+        if e.metadata.prev_hash != prev {
+            return Err(brk(
+                "prev_hash does not match the previous event's hash".into()
+            ));
+        }
+        if expected_hash(e) != e.metadata.hash {
+            return Err(brk("hash does not match the event's content".into()));
+        }
+        prev = e.metadata.hash.clone();
+    }
+    Ok(())
+}
+
+/// The metadata document the SQL backends keep beside `data`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredMetadata {
+    pub actor: crate::Actor,
+    pub correlation_id: uuid::Uuid,
+    pub causation_id: Option<uuid::Uuid>,
+    pub idempotency_key: Option<String>,
+    pub recorded_at: String,
+}
+
+impl StoredMetadata {
+    pub(crate) fn of(m: &EventMetadata) -> Self {
+        Self {
+            actor: m.actor.clone(),
+            correlation_id: m.correlation_id,
+            causation_id: m.causation_id,
+            idempotency_key: m.idempotency_key.clone(),
+            recorded_at: format_timestamp(&m.recorded_at),
+        }
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self)
+            .expect("StoredMetadata holds only strings, uuids and options of them")
+    }
+
+    pub(crate) fn into_metadata(
+        self,
+        prev_hash: String,
+        hash: String,
+    ) -> Result<EventMetadata, StoreError> {
+        let recorded_at = DateTime::parse_from_rfc3339(&self.recorded_at)
+            .map_err(|e| StoreError::Corrupt(format!("recorded_at: {e}")))?
+            .with_timezone(&Utc);
+        Ok(EventMetadata {
+            actor: self.actor,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            idempotency_key: self.idempotency_key,
+            recorded_at,
+            prev_hash,
+            hash,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Actor, NewMetadata};
+
+    fn new_event(data: Value) -> NewEvent {
+        NewEvent {
+            event_id: uuid::Uuid::nil(),
+            event_type: "BasketCreated".into(),
+            schema_version: 1,
+            data,
+            metadata: NewMetadata {
+                actor: Actor {
+                    kind: "user".into(),
+                    id: "u1".into(),
+                },
+                correlation_id: uuid::Uuid::nil(),
+                causation_id: None,
+                idempotency_key: Some("k".into()),
+            },
+        }
+    }
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-21T10:00:00.123456Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("literal timestamp parses")
+    }
+
+    #[test]
+    fn the_canonical_form_ignores_key_order() {
+        let s = StreamId::parse("basket-1").expect("valid");
+        let a = seal(
+            &s,
+            Revision(0),
+            Position::default(),
+            GENESIS_HASH,
+            at(),
+            new_event(serde_json::json!({"b": 1, "a": {"y": 2, "x": 3}})),
+        );
+        let b = seal(
+            &s,
+            Revision(0),
+            Position::default(),
+            GENESIS_HASH,
+            at(),
+            new_event(serde_json::json!({"a": {"x": 3, "y": 2}, "b": 1})),
+        );
+        assert_eq!(a.metadata.hash, b.metadata.hash);
+    }
+
+    #[test]
+    fn a_chain_of_sealed_events_verifies_and_a_changed_byte_breaks_it_at_that_revision() {
+        let s = StreamId::parse("basket-1").expect("valid");
+        let mut events = Vec::new();
+        let mut prev = GENESIS_HASH.to_string();
+        for i in 0..3u64 {
+            let e = seal(
+                &s,
+                Revision(i),
+                Position::sequence(i + 1),
+                &prev,
+                at(),
+                new_event(serde_json::json!({"n": i})),
+            );
+            prev = e.metadata.hash.clone();
+            events.push(e);
+        }
+        assert_eq!(verify_stream(&events), Ok(()));
+        events[1].data = serde_json::json!({"n": 99});
+        let err = verify_stream(&events).expect_err("tampering is detected");
+        assert_eq!((err.stream_id.as_str(), err.revision), ("basket-1", 1));
+    }
+
+    #[test]
+    fn the_hash_is_sha256_of_prev_hash_newline_and_canonical_bytes() {
+        let s = StreamId::parse("partner-ZEBU").expect("valid");
+        let e = seal(
+            &s,
+            Revision(0),
+            Position::default(),
+            GENESIS_HASH,
+            at(),
+            new_event(serde_json::json!({"k": "v"})),
+        );
+        let canonical = r#"{"data":{"k":"v"},"event_id":"00000000-0000-0000-0000-000000000000","event_type":"BasketCreated","metadata":{"actor":{"id":"u1","kind":"user"},"causation_id":null,"correlation_id":"00000000-0000-0000-0000-000000000000","idempotency_key":"k","recorded_at":"2026-11-21T10:00:00.123456Z"},"revision":0,"schema_version":1,"stream_id":"partner-ZEBU"}"#;
+        let mut h = Sha256::new();
+        h.update(format!("{GENESIS_HASH}\n{canonical}").as_bytes());
+        assert_eq!(e.metadata.hash, hex::encode(h.finalize()));
+    }
+}

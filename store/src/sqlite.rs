@@ -1,0 +1,274 @@
+//! SQLite event store: the zero-configuration embedded default.
+//!
+//! One file (WAL journal, `synchronous=FULL`, so a committed append survives
+//! a power cut). Appends go through the group-commit writer
+//! ([`crate::group_commit`]) on a dedicated connection with
+//! `BEGIN IMMEDIATE`, which takes SQLite's write lock up front: even another
+//! process appending to the same file is serialised, and positions become
+//! visible in order. Reads use a separate pool of connections.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use tokio::sync::{mpsc, Notify};
+
+use crate::chain::{format_timestamp, StoredMetadata};
+use crate::group_commit::{
+    plan_batch, poll_subscription, spawn_writer, submit, AppendRequest, BatchError, BatchWriter,
+    StreamHead,
+};
+use crate::{
+    check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
+    ExpectedRevision, NewEvent, Position, RecordedEvent, Revision, StoreError, StreamId,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Rows per INSERT statement: 11 bound values each, well under SQLite's
+/// 32 766-variable limit.
+const ROWS_PER_INSERT: usize = 1_000;
+
+const SELECT_EVENTS: &str = "SELECT position, stream_id, revision, event_id, event_type, \
+     schema_version, data, metadata, prev_hash, hash FROM events";
+
+/// The SQLite event store. Cheap to clone; clones share the writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    readers: SqlitePool,
+    writer: mpsc::UnboundedSender<AppendRequest>,
+    appended: Arc<Notify>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in the file at `path` and applies
+    /// its migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path.as_ref())
+            .create_if_missing(true);
+        Self::with_options(options).await
+    }
+
+    /// Opens the store named by a `sqlite://path` URL.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true);
+        Self::with_options(options).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-16384");
+        let writer_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR.run(&writer_pool).await.map_err(|e| {
+            StoreError::Unavailable(format!("migrating the SQLite event store: {e}"))
+        })?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(unavailable)?;
+        let appended = Arc::new(Notify::new());
+        let writer = spawn_writer(SqliteWriter { pool: writer_pool }, Arc::clone(&appended));
+        Ok(Self {
+            readers,
+            writer,
+            appended,
+        })
+    }
+
+    async fn page(
+        readers: &SqlitePool,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = after.map_or(0, |p| p.commit) as i64;
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE position > ? ORDER BY position LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit.min(i64::MAX as usize) as i64)
+        .fetch_all(readers)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(decode_row).collect()
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(format!("SQLite: {e}"))
+}
+
+fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+    let get_i64 = |col: &str| row.try_get::<i64, _>(col).map_err(|e| corrupt(col, &e));
+    let get_str = |col: &str| row.try_get::<String, _>(col).map_err(|e| corrupt(col, &e));
+    let position = get_i64("position")? as u64;
+    let stream_id = StreamId::parse(get_str("stream_id")?)?;
+    let event_id =
+        uuid::Uuid::parse_str(&get_str("event_id")?).map_err(|e| corrupt("event_id", &e))?;
+    let data = serde_json::from_str(&get_str("data")?).map_err(|e| corrupt("data", &e))?;
+    let stored: StoredMetadata =
+        serde_json::from_str(&get_str("metadata")?).map_err(|e| corrupt("metadata", &e))?;
+    Ok(RecordedEvent {
+        event_id,
+        stream_id,
+        revision: Revision(get_i64("revision")? as u64),
+        position: Position::sequence(position),
+        event_type: get_str("event_type")?,
+        schema_version: get_i64("schema_version")? as u32,
+        data,
+        metadata: stored.into_metadata(get_str("prev_hash")?, get_str("hash")?)?,
+    })
+}
+
+struct SqliteWriter {
+    pool: SqlitePool,
+}
+
+impl SqliteWriter {
+    async fn try_batch(
+        &self,
+        requests: &[&AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        // BEGIN IMMEDIATE takes the write lock now, not at the first insert,
+        // so the heads and the highest position read below cannot change
+        // before commit.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut heads = HashMap::new();
+        for req in requests {
+            if heads.contains_key(&req.stream) {
+                continue;
+            }
+            let head = sqlx::query(
+                "SELECT revision, hash FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1",
+            )
+            .bind(req.stream.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = head {
+                heads.insert(
+                    req.stream.clone(),
+                    StreamHead {
+                        revision: Revision(row.try_get::<i64, _>(0)? as u64),
+                        hash: row.try_get(1)?,
+                    },
+                );
+            }
+        }
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+        let (rows, outcomes) = plan_batch(requests, heads, last as u64, now_micros());
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (position, stream_id, revision, event_id, event_type, \
+                 schema_version, data, metadata, prev_hash, hash, recorded_at) ",
+            );
+            insert.push_values(chunk, |mut b, e| {
+                b.push_bind(e.position.commit as i64)
+                    .push_bind(e.stream_id.as_str())
+                    .push_bind(e.revision.0 as i64)
+                    .push_bind(e.event_id.to_string())
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.schema_version as i64)
+                    .push_bind(e.data.to_string())
+                    .push_bind(StoredMetadata::of(&e.metadata).to_json())
+                    .push_bind(e.metadata.prev_hash.as_str())
+                    .push_bind(e.metadata.hash.as_str())
+                    .push_bind(format_timestamp(&e.metadata.recorded_at));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+#[async_trait::async_trait]
+impl BatchWriter for SqliteWriter {
+    async fn write_batch(
+        &mut self,
+        requests: &[&AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError> {
+        self.try_batch(requests).await.map_err(|e| match e {
+            sqlx::Error::Database(db) => BatchError::Rejected(format!("SQLite: {db}")),
+            other => BatchError::Unavailable(format!("SQLite: {other}")),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        check_append(&events)?;
+        submit(&self.writer, stream, expected, events).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Revision,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT_EVENTS} WHERE stream_id = ? AND revision >= ? ORDER BY revision"
+        ))
+        .bind(stream.as_str())
+        .bind(from.0 as i64)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Self::page(&self.readers, after, limit).await
+    }
+
+    async fn subscribe_all(&self, after: Option<Position>) -> Result<EventStream, StoreError> {
+        let readers = self.readers.clone();
+        Ok(poll_subscription(
+            after,
+            Arc::clone(&self.appended),
+            move |after, limit| {
+                let readers = readers.clone();
+                async move { Self::page(&readers, after, limit).await }
+            },
+        ))
+    }
+
+    async fn head(&self) -> Result<Option<Position>, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM events")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(unavailable)?;
+        Ok(last.map(|p| Position::sequence(p as u64)))
+    }
+}
