@@ -11,6 +11,7 @@
 //! |---|---|---|---|
 //! | [`basket`] | `basket-{basket_id}` | `CreateBasket`, `UpdateBasket`, `AddStrategy`, `ReplaceStrategy`, `RemoveStrategy`, `PublishTemplate`, `UpdateMarketplaceConfig`, `UnpublishTemplate` | `BasketCreated`, `BasketUpdated`, `StrategyAdded`, `StrategyReplaced`, `StrategyRemoved`, `TemplatePublished`, `MarketplaceConfigUpdated`, `TemplateUnpublished` |
 //! | [`subscription`] | `subscription-{subscription_id}` | `SubscribeToTemplate`, `PauseSubscription`, `ResumeSubscription`, `CancelSubscription`, `SetBrokerAllocations`, `ChargeDue` | `SubscribedToTemplate`, `SubscriptionPaused`, `SubscriptionResumed`, `SubscriptionCancelled`, `BrokerAllocationsSet`, `SubscriptionCharged` |
+//! | [`api_key_index`] | `apikey-{api_key_id}` | `AssignApiKey` | `ApiKeyAssigned` |
 //! | [`user_link`] | `user-{user_id}` | `ReserveTemplateSubscription`, `ReleaseTemplateSubscription` | `TemplateSubscriptionReserved`, `TemplateSubscriptionReleased` |
 //! | [`partner`] | `partner-{PARTNER_ID}` | `RegisterPartner`, `IssueApiKey`, `UpdatePartnerConfig`, `SetApiKeyStatus`, `RotateApiKey`, `RevokeApiKey` | `PartnerRegistered`, `ApiKeyIssued`, `PartnerConfigUpdated`, `ApiKeyStatusChanged`, `ApiKeyRotated`, `ApiKeyRevoked` |
 //!
@@ -83,6 +84,7 @@ pub mod money;
 pub mod period;
 pub mod values;
 
+pub mod api_key_index;
 pub mod basket;
 pub mod partner;
 pub mod subscription;
