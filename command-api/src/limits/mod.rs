@@ -1,0 +1,80 @@
+//! Rate limits and idempotency keys of the command API (SPEC §1, §4).
+//!
+//! * [`rate`] — per-API-key token buckets for `requests_per_minute` and
+//!   `requests_per_day`, with the `RateLimit-Policy` / `RateLimit` header
+//!   values and `Retry-After` for 429s; in memory or in PostgreSQL.
+//! * [`idempotency`] — `Idempotency-Key` records: the first response to a
+//!   key is kept for 24 h per principal and replayed; in SQLite or
+//!   PostgreSQL.
+//!
+//! Both are stores only: the HTTP layer decides when to call them and maps
+//! their errors (each variant documents its status).
+//!
+//! The tables come from this crate's migrations (`migrations/sqlite`,
+//! `migrations/postgres`), versions `202611211xxxxx` so they never collide
+//! with the event store's `202611210xxxxx` in a shared database.
+
+pub mod idempotency;
+pub mod rate;
+#[cfg(test)]
+mod testing;
+
+pub use idempotency::{
+    fingerprint, validate_key, Begin, IdempotencyError, IdempotencyStore, PostgresIdempotencyStore,
+    SqliteIdempotencyStore, StoredResponse,
+};
+pub use rate::{
+    InMemoryRateLimiter, PostgresRateLimiter, RateDecision, RateLimitError, RateLimitPolicy,
+    RateLimiter, RateWindow,
+};
+
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Applies this crate's PostgreSQL migrations, tolerating versions applied
+/// by other crates sharing the database (see
+/// [`basketry_store::sharing_migrator`]).
+async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<(), String> {
+    basketry_store::sharing_migrator(&POSTGRES_MIGRATOR)
+        .await
+        .map_err(|e| format!("loading the command API migrations: {e}"))?
+        .run(pool)
+        .await
+        .map_err(|e| format!("migrating the command API tables in PostgreSQL: {e}"))
+}
+
+/// Applies this crate's SQLite migrations; tolerant like
+/// [`migrate_postgres`], should the file be shared.
+async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<(), String> {
+    basketry_store::sharing_migrator(&SQLITE_MIGRATOR)
+        .await
+        .map_err(|e| format!("loading the command API migrations: {e}"))?
+        .run(pool)
+        .await
+        .map_err(|e| format!("migrating the command API tables in SQLite: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{postgres_url, with_throwaway_database};
+    use super::{PostgresIdempotencyStore, PostgresRateLimiter};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrations_share_a_postgres_database_with_the_event_store() {
+        let Some(url) = postgres_url("limits::migrations_share_a_postgres_database") else {
+            return;
+        };
+        with_throwaway_database(&url, |db_url| async move {
+            // Either side may migrate first, and again at every start.
+            basketry_store::postgres::PostgresStore::connect(&db_url)
+                .await
+                .unwrap();
+            PostgresIdempotencyStore::connect(&db_url).await.unwrap();
+            PostgresRateLimiter::connect(&db_url).await.unwrap();
+            basketry_store::postgres::PostgresStore::connect(&db_url)
+                .await
+                .unwrap();
+        })
+        .await;
+    }
+}
