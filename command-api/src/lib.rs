@@ -2,5 +2,21 @@
 //! HTTP — authentication, rate limits, idempotency and the command handlers
 //! (parse → load → decide → append).
 //!
-//! Empty until the command API issue lands; the crate exists so the
-//! workspace has its final shape and dependency direction from the start.
+//! * [`routes`] — the Commands table of SPEC §4, one thin handler each;
+//! * [`command`] — the shared write path: rate limits, `Idempotency-Key`,
+//!   load → decide → append with bounded retries, consistency tokens;
+//! * [`auth`] — JWT and partner-key authentication;
+//! * [`limits`] — rate-limit and idempotency stores;
+//! * [`billing`] — the billing run;
+//! * [`error`] — the one place errors become problem+json responses;
+//! * [`app`] — building and running the server.
+
+pub mod app;
+pub mod auth;
+pub mod billing;
+pub mod command;
+pub mod error;
+pub mod limits;
+pub mod load;
+pub mod routes;
+pub mod views;

@@ -1,0 +1,487 @@
+//! The write path every handler shares.
+//!
+//! [`run`] wraps a handler with what SPEC §4 asks of every command:
+//! partner rate limits (and their headers on every partner response), the
+//! `Idempotency-Key` protocol, and the `X-Consistency-Token` header.
+//! [`execute`] is load → decide → append with the expected revision, retried
+//! a bounded number of times when another writer moved the stream first.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use basketry_domain::{Actor, Aggregate, DomainEvent};
+use basketry_store::{AppendError, EventStore, NewEvent, NewMetadata, Position, StreamId};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::limits::{
+    fingerprint, Begin, IdempotencyStore, RateLimitPolicy, RateLimiter, StoredResponse,
+};
+use crate::load::{load, Loaded};
+
+/// How often a command is decided again after losing a race for its stream.
+pub const MAX_ATTEMPTS: usize = 8;
+
+/// Largest accepted request body (SPEC §4).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Header carrying the position a query must have caught up with.
+pub const CONSISTENCY_TOKEN: &str = "x-consistency-token";
+
+/// What the command side needs from the process.
+pub struct AppState {
+    /// Where events go.
+    pub store: Arc<dyn EventStore>,
+    /// Partner rate limits.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Stored responses for `Idempotency-Key` retries.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The time commands are decided at.
+    pub clock: Clock,
+}
+
+/// The command side's clock: system time plus an offset that is zero in
+/// production. Tests move it forward to reach later billing periods, or
+/// freeze it to make rate-limit refills deterministic, through the real HTTP
+/// path.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+    /// Milliseconds since the epoch the clock stands still at, or
+    /// [`i64::MIN`] while it runs.
+    frozen_at_ms: Arc<AtomicI64>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            offset_ms: Arc::new(AtomicI64::new(0)),
+            frozen_at_ms: Arc::new(AtomicI64::new(i64::MIN)),
+        }
+    }
+}
+
+impl Clock {
+    /// System time.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        let frozen = self.frozen_at_ms.load(Ordering::Relaxed);
+        if frozen != i64::MIN {
+            return DateTime::from_timestamp_millis(frozen).unwrap_or_else(Utc::now);
+        }
+        Utc::now() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and every clone of it) forward by `by`.
+    pub fn advance(&self, by: TimeDelta) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
+        let frozen = self.frozen_at_ms.load(Ordering::Relaxed);
+        if frozen != i64::MIN {
+            self.frozen_at_ms
+                .store(frozen + by.num_milliseconds(), Ordering::Relaxed);
+        }
+    }
+
+    /// Stops the clock at its current instant.
+    pub fn freeze(&self) {
+        self.frozen_at_ms
+            .store(self.now().timestamp_millis(), Ordering::Relaxed);
+    }
+}
+
+/// Who is acting, on behalf of which request.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    /// The domain actor the command runs as.
+    pub actor: Actor,
+    /// Shared by every event this request causes.
+    pub correlation_id: Uuid,
+    /// The request's `Idempotency-Key`, recorded in event metadata.
+    pub idempotency_key: Option<String>,
+    /// The instant the command is decided at.
+    pub now: DateTime<Utc>,
+}
+
+impl CommandMeta {
+    fn store_actor(&self) -> basketry_store::Actor {
+        let (kind, id) = match &self.actor {
+            Actor::User { user_id } => ("user", user_id.to_string()),
+            Actor::Admin { user_id } => ("admin", user_id.to_string()),
+            Actor::Partner { api_key_id, .. } => ("partner", api_key_id.to_string()),
+            Actor::System => ("system", "basketry".to_string()),
+        };
+        basketry_store::Actor {
+            kind: kind.into(),
+            id,
+        }
+    }
+
+    /// Wraps domain events for the store.
+    pub fn new_events<E: DomainEvent>(&self, events: &[E]) -> Vec<NewEvent> {
+        events
+            .iter()
+            .map(|e| NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: e.event_type().to_string(),
+                schema_version: e.schema_version(),
+                data: e.to_data(),
+                metadata: NewMetadata {
+                    actor: self.store_actor(),
+                    correlation_id: self.correlation_id,
+                    causation_id: None,
+                    idempotency_key: self.idempotency_key.clone(),
+                },
+            })
+            .collect()
+    }
+}
+
+/// A command's result: the aggregate as it now is and where its events went.
+#[derive(Debug)]
+pub struct Executed<S, E> {
+    /// State after the new events.
+    pub state: S,
+    /// The events appended (empty when the command changed nothing).
+    pub events: Vec<E>,
+    /// Position of the last appended event, or of the stream's last event
+    /// when nothing was appended.
+    pub position: Option<Position>,
+}
+
+/// Loads `stream` as `A`, builds the command from what was loaded, decides
+/// and appends at the loaded revision. When another writer got there first,
+/// reloads and decides again, up to [`MAX_ATTEMPTS`] times; the domain's
+/// verdict on the fresh state is final.
+pub async fn execute<A, F>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    meta: &CommandMeta,
+    mut command: F,
+) -> Result<Executed<A::State, A::Event>, ApiError>
+where
+    A: Aggregate,
+    F: FnMut(&Loaded<A::State>) -> Result<A::Command, ApiError>,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        let loaded = load::<A>(store, stream).await?;
+        let cmd = command(&loaded)?;
+        let expected = loaded.expected();
+        let (state, events) = A::execute(loaded.state.clone(), cmd)?;
+        if events.is_empty() {
+            return Ok(Executed {
+                state,
+                events,
+                position: loaded.position,
+            });
+        }
+        match store
+            .append(stream, expected, meta.new_events(&events))
+            .await
+        {
+            Ok(outcome) => {
+                return Ok(Executed {
+                    state,
+                    events,
+                    position: Some(outcome.last_position),
+                })
+            }
+            Err(AppendError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Concurrency)
+}
+
+/// What a handler answers on success.
+pub struct Reply {
+    /// 200 or 201.
+    pub status: StatusCode,
+    /// The resource.
+    pub body: Value,
+    /// The consistency token: position of the command's last event.
+    pub position: Option<Position>,
+}
+
+impl Reply {
+    /// 201 with the created resource.
+    pub fn created(body: Value, position: Option<Position>) -> Self {
+        Self {
+            status: StatusCode::CREATED,
+            body,
+            position,
+        }
+    }
+
+    /// 200 with the resource as it now is.
+    pub fn ok(body: Value, position: Option<Position>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            body,
+            position,
+        }
+    }
+}
+
+/// A request body read up to [`MAX_BODY_BYTES`]; larger ones are refused
+/// with 413 before they are buffered.
+pub struct Body(pub Bytes);
+
+impl actix_web::FromRequest for Body {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        use futures::StreamExt;
+        let declared = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            let mut body = actix_web::web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_request("unreadable_body", format!("request body: {e}"))
+                })?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Body(body.freeze()))
+        })
+    }
+}
+
+/// Formats a position as the `X-Consistency-Token` value (`commit.prepare`).
+pub fn consistency_token(position: Position) -> String {
+    format!("{}.{}", position.commit, position.prepare)
+}
+
+/// Reads a JSON body: 415 unless `application/json`, 400 when malformed
+/// (unknown fields included), an empty body reads as `{}`.
+pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_str("{}")
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")));
+    }
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
+}
+
+fn rate_policy(principal: &Principal) -> Option<(String, RateLimitPolicy)> {
+    match principal {
+        Principal::Partner(p) => Some((
+            p.api_key_id.to_string(),
+            RateLimitPolicy {
+                per_minute: p.rate_limits.requests_per_minute.get(),
+                per_day: p.rate_limits.requests_per_day.get(),
+            },
+        )),
+        Principal::Person(_) => None,
+    }
+}
+
+fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    HeaderValue::from_str(value)
+        .ok()
+        .map(|v| (HeaderName::from_static(name), v))
+}
+
+/// Runs a command handler with rate limiting, idempotency and the
+/// consistency token. `handler` gets the command metadata and the raw body.
+pub async fn run<F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    body: Bytes,
+    handler: F,
+) -> HttpResponse
+where
+    F: FnOnce(CommandMeta, Bytes) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let now = state.clock.now();
+    let mut extra_headers = Vec::new();
+    if let Some((key, policy)) = rate_policy(principal) {
+        match state.rate_limiter.acquire(&key, policy, now).await {
+            Ok(decision) => {
+                extra_headers.extend(header("ratelimit-policy", &decision.policy_header(&policy)));
+                extra_headers.extend(header("ratelimit", &decision.ratelimit_header()));
+                if !decision.allowed {
+                    return with_headers(
+                        ApiError::RateLimited {
+                            retry_after_secs: decision.retry_after_secs.unwrap_or(1),
+                        }
+                        .error_response(),
+                        &extra_headers,
+                    );
+                }
+            }
+            Err(e) => return ApiError::from(e).error_response(),
+        }
+    }
+    let response = match idempotent(state, req, principal, body, now, handler).await {
+        Ok(r) => r,
+        Err(e) => e.error_response(),
+    };
+    with_headers(response, &extra_headers)
+}
+
+fn with_headers(mut response: HttpResponse, headers: &[(HeaderName, HeaderValue)]) -> HttpResponse {
+    for (name, value) in headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+async fn idempotent<F, Fut>(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    body: Bytes,
+    now: DateTime<Utc>,
+    handler: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(CommandMeta, Bytes) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1-255 visible ASCII characters",
+                    )
+                })?;
+            Some(key.to_string())
+        }
+    };
+    let meta = CommandMeta {
+        actor: principal.actor(),
+        correlation_id: Uuid::now_v7(),
+        idempotency_key: key.clone(),
+        now,
+    };
+    let Some(key) = key else {
+        return Ok(Rendered::of(handler(meta, body).await).into_response());
+    };
+    let scope = principal.principal_key();
+    let print = fingerprint(req.method().as_str(), req.path(), &body);
+    match state.idempotency.begin(&scope, &key, &print, now).await? {
+        Begin::Replay(stored) => {
+            let mut response =
+                HttpResponse::build(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK));
+            for (name, value) in &stored.headers {
+                response.insert_header((name.as_str(), value.as_str()));
+            }
+            response.insert_header(("idempotent-replayed", "true"));
+            Ok(response.body(stored.body))
+        }
+        Begin::InFlight => Err(ApiError::IdempotencyInFlight),
+        Begin::Mismatch => Err(ApiError::IdempotencyKeyReused),
+        Begin::Proceed => {
+            let rendered = Rendered::of(handler(meta, body).await);
+            if rendered.status.is_server_error() {
+                // Nothing durable is known to have happened: let a retry run.
+                state.idempotency.abandon(&scope, &key).await?;
+            } else {
+                let stored = StoredResponse {
+                    status: rendered.status.as_u16(),
+                    headers: rendered.headers.clone(),
+                    body: rendered.body.clone(),
+                };
+                state
+                    .idempotency
+                    .complete(&scope, &key, &stored, now)
+                    .await?;
+            }
+            Ok(rendered.into_response())
+        }
+    }
+}
+
+/// A response in parts, so it can be both stored for replay and sent.
+struct Rendered {
+    status: StatusCode,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Rendered {
+    fn of(outcome: Result<Reply, ApiError>) -> Self {
+        match outcome {
+            Ok(reply) => {
+                let mut headers =
+                    vec![("content-type".to_string(), "application/json".to_string())];
+                if let Some(p) = reply.position {
+                    headers.push((CONSISTENCY_TOKEN.to_string(), consistency_token(p)));
+                }
+                Self {
+                    status: reply.status,
+                    headers,
+                    body: reply.body.to_string().into_bytes(),
+                }
+            }
+            Err(e) => {
+                let (status, headers, body) = e.problem();
+                Self {
+                    status,
+                    headers: headers
+                        .into_iter()
+                        .map(|(n, v)| (n.to_string(), v))
+                        .collect(),
+                    body: body.into_bytes(),
+                }
+            }
+        }
+    }
+
+    fn into_response(self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        for (name, value) in &self.headers {
+            response.insert_header((name.as_str(), value.as_str()));
+        }
+        response.body(self.body)
+    }
+}

@@ -1,0 +1,259 @@
+//! The one place where the command API's errors become HTTP responses:
+//! RFC 9457 `application/problem+json` with a stable `code`, and for
+//! validation failures an `errors: [{field, message}]` list.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use basketry_domain::{DomainError, FieldError, ValidationErrors};
+use basketry_store::{AppendError, StoreError};
+use serde_json::{json, Map, Value};
+
+use crate::auth::AuthError;
+use crate::limits::{IdempotencyError, RateLimitError};
+use crate::load::LoadError;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Everything a command can fail with, as seen by HTTP clients.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401/403/429/503, as documented on each [`AuthError`] variant.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The domain refused the command (status per variant of [`DomainError`]).
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// 400: the request could not be read (bad JSON, bad header, bad id).
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// 404: no such resource, or not the caller's.
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// 413: body over 64 KiB.
+    #[error("request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    /// 415: body that is not `application/json`.
+    #[error("request body must be application/json")]
+    UnsupportedMediaType,
+    /// 409: the stream kept moving under us after the bounded retries.
+    #[error("the resource was changed concurrently; retry the request")]
+    Concurrency,
+    /// 422: the Idempotency-Key was used before with a different request.
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// 409: a request with this Idempotency-Key is still being processed.
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyInFlight,
+    /// 429 with `Retry-After`.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// 503 with `Retry-After`: a store or dependency is down.
+    #[error("service temporarily unavailable")]
+    Unavailable(String),
+    /// 500: a bug. The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 with a stable code.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// Stable snake_case identifier of the error, for clients to branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Auth(e) => e.code(),
+            ApiError::Domain(e) => e.code(),
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Concurrency => "concurrent_modification",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::IdempotencyInFlight => "idempotency_request_in_progress",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn title(status: StatusCode) -> &'static str {
+        status.canonical_reason().unwrap_or("Error")
+    }
+
+    fn fields(errors: &ValidationErrors) -> Value {
+        Value::Array(
+            errors
+                .errors()
+                .iter()
+                .map(|FieldError { field, message }| json!({"field": field, "message": message}))
+                .collect(),
+        )
+    }
+}
+
+/// HTTP status of each authentication failure.
+fn auth_status(e: &AuthError) -> StatusCode {
+    match e {
+        AuthError::Missing
+        | AuthError::Malformed
+        | AuthError::InvalidToken
+        | AuthError::Expired
+        | AuthError::BadSignature
+        | AuthError::UnknownKey
+        | AuthError::WrongSecret
+        | AuthError::KeySuspended
+        | AuthError::KeyRevoked => StatusCode::UNAUTHORIZED,
+        AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AuthError::Forbidden | AuthError::MissingPermission { .. } => StatusCode::FORBIDDEN,
+    }
+}
+
+/// `Retry-After` of authentication failures that have one.
+fn auth_retry_after(e: &AuthError) -> Option<u64> {
+    match e {
+        AuthError::Unavailable => Some(1),
+        other => other.retry_after_secs(),
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(detail) => ApiError::Internal(detail),
+            StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
+            StoreError::Corrupt(detail) => ApiError::Internal(format!("corrupt event: {detail}")),
+        }
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Conflict { .. } => ApiError::Concurrency,
+            AppendError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<LoadError> for ApiError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Store(e) => e.into(),
+            decode @ LoadError::Decode { .. } => ApiError::Internal(decode.to_string()),
+        }
+    }
+}
+
+impl From<RateLimitError> for ApiError {
+    fn from(e: RateLimitError) -> Self {
+        ApiError::Unavailable(format!("rate limiter: {e}"))
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(e: IdempotencyError) -> Self {
+        ApiError::Unavailable(format!("idempotency store: {e}"))
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(e: ValidationErrors) -> Self {
+        ApiError::Domain(DomainError::Validation(e))
+    }
+}
+
+impl ApiError {
+    /// The response as parts: status, headers and the problem+json body.
+    pub fn problem(&self) -> (StatusCode, Vec<(&'static str, String)>, String) {
+        let status = self.status_code();
+        let code = self.code();
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!("https://basketry.dev/problems/{code}")),
+        );
+        body.insert("title".into(), json!(Self::title(status)));
+        body.insert("status".into(), json!(status.as_u16()));
+        let detail = match self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "answering 503");
+                "a dependency is unavailable; retry later".to_string()
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "answering 500");
+                "an internal error occurred".to_string()
+            }
+            other => other.to_string(),
+        };
+        body.insert("detail".into(), json!(detail));
+        body.insert("code".into(), json!(code));
+        match self {
+            ApiError::Domain(DomainError::Validation(errors)) => {
+                body.insert("errors".into(), Self::fields(errors));
+            }
+            ApiError::Domain(DomainError::AlreadySubscribed { subscription_id }) => {
+                body.insert("subscription_id".into(), json!(subscription_id));
+            }
+            _ => {}
+        }
+        let mut headers = vec![("content-type", PROBLEM_JSON.to_string())];
+        let retry_after = match self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Auth(e) => auth_retry_after(e),
+            ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            headers.push(("retry-after", secs.to_string()));
+        }
+        (status, headers, Value::Object(body).to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Auth(e) => auth_status(e),
+            ApiError::Domain(e) => match e {
+                DomainError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
+                DomainError::Forbidden => StatusCode::FORBIDDEN,
+                DomainError::AlreadyExists { .. }
+                | DomainError::AlreadySubscribed { .. }
+                | DomainError::InvalidTransition { .. }
+                | DomainError::TemplateNotAvailable
+                | DomainError::TemplateAlreadyPublished
+                | DomainError::TemplateNotPublished
+                | DomainError::TemplateNeedsStrategy
+                | DomainError::SubscriptionCancelled
+                | DomainError::ApiKeyRevoked => StatusCode::CONFLICT,
+            },
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Concurrency | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, headers, body) = self.problem();
+        let mut response = HttpResponse::build(status);
+        for (name, value) in headers {
+            response.insert_header((name, value));
+        }
+        response.body(body)
+    }
+}

@@ -1,0 +1,73 @@
+//! Loading aggregates from the event store: read the stream, decode each
+//! event through the domain's upcasters, fold.
+
+use basketry_domain::{Aggregate, DecodeError, DomainEvent};
+use basketry_store::{EventStore, ExpectedRevision, Position, Revision, StoreError, StreamId};
+
+/// An aggregate's state and the revision it was folded up to.
+#[derive(Debug, Clone)]
+pub struct Loaded<S> {
+    /// The folded state (`Default` when the stream does not exist).
+    pub state: S,
+    /// The stream's last revision, `None` when it does not exist.
+    pub revision: Option<Revision>,
+    /// Global position of the stream's last event: the consistency token of
+    /// a command that changed nothing.
+    pub position: Option<Position>,
+}
+
+impl<S> Loaded<S> {
+    /// The expectation under which appending keeps this state's decisions
+    /// valid.
+    pub fn expected(&self) -> ExpectedRevision {
+        self.revision
+            .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact)
+    }
+
+    /// Whether the stream exists.
+    pub fn exists(&self) -> bool {
+        self.revision.is_some()
+    }
+}
+
+/// Why an aggregate could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event no longer decodes: a bug or a missing upcaster.
+    #[error("event {revision} of stream {stream} does not decode: {source}")]
+    Decode {
+        stream: String,
+        revision: u64,
+        source: DecodeError,
+    },
+}
+
+/// Reads and folds the whole stream `stream` as aggregate `A`.
+pub async fn load<A: Aggregate>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+) -> Result<Loaded<A::State>, LoadError> {
+    let events = store.read_stream(stream, Revision::START).await?;
+    let mut state = A::State::default();
+    let mut revision = None;
+    let mut position = None;
+    for recorded in events {
+        let event =
+            A::Event::from_stored(&recorded.event_type, recorded.schema_version, recorded.data)
+                .map_err(|source| LoadError::Decode {
+                    stream: stream.to_string(),
+                    revision: recorded.revision.0,
+                    source,
+                })?;
+        state = A::evolve(state, &event);
+        revision = Some(recorded.revision);
+        position = Some(recorded.position);
+    }
+    Ok(Loaded {
+        state,
+        revision,
+        position,
+    })
+}

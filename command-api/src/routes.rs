@@ -1,0 +1,1295 @@
+//! The Commands table of SPEC §4, one thin handler per route: parse into
+//! domain types → load → decide → append → render.
+
+use std::str::FromStr;
+
+use actix_web::web::{self, Bytes, Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use basketry_domain::api_key_index::{self, ApiKeyIndexAggregate, AssignApiKey};
+use basketry_domain::basket::{
+    self, AddStrategy, BasketAggregate, BasketInput, CreateBasket, MarketplaceConfigInput,
+    PublishTemplate, RemoveStrategy, ReplaceStrategy, Strategy, StrategyInput, UnpublishTemplate,
+    UpdateBasket, UpdateBasketInput, UpdateMarketplaceConfig,
+};
+use basketry_domain::partner::{
+    self, ApiKeyStatus, GracePeriodHours, IssueApiKey, PartnerAggregate, PartnerCommand,
+    PartnerState, Permission, RegisterPartner, RegisterPartnerInput, RevokeApiKey, RotateApiKey,
+    SecretHash, SetApiKeyStatus, UpdatePartnerConfig, UpdatePartnerConfigInput,
+};
+use basketry_domain::subscription::{
+    self, AllocationInput, BrokerAllocation, CancelSubscription, PartnerAttribution,
+    PauseSubscription, ResumeSubscription, SetBrokerAllocations, SubscribeToTemplate,
+    SubscriptionAggregate, SubscriptionEvent, SubscriptionState,
+};
+use basketry_domain::user_link::{
+    self, ReleaseTemplateSubscription, ReserveTemplateSubscription, UserLinkAggregate,
+};
+use basketry_domain::{
+    Aggregate, AllocationId, ApiKeyId, BasisPoints, BasketId, DecimalInput, DomainError, Email,
+    FieldError, PartnerId, Reason, StrategyId, SubscriptionId, TemplateId, UserId,
+    ValidationErrors,
+};
+use basketry_store::{EventStore, StreamId};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::credentials::{generate_api_key, generate_secret, hash_secret_async};
+use crate::auth::{AuthState, PartnerPrincipal, Person, Principal};
+use crate::command::{execute, parse_body, run, AppState, Body, CommandMeta, Reply};
+use crate::error::ApiError;
+use crate::load::load;
+use crate::views;
+
+/// Registers every command route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/baskets", web::post().to(create_basket))
+        .route("/baskets/{basket_id}", web::put().to(update_basket))
+        .route(
+            "/baskets/{basket_id}/strategies",
+            web::post().to(add_strategy),
+        )
+        .route(
+            "/baskets/{basket_id}/strategies/{strategy_id}",
+            web::put().to(replace_strategy),
+        )
+        .route(
+            "/baskets/{basket_id}/strategies/{strategy_id}",
+            web::delete().to(remove_strategy),
+        )
+        .route(
+            "/admin/marketplace/templates/{basket_id}",
+            web::post().to(publish_template),
+        )
+        .route(
+            "/admin/marketplace/templates/{basket_id}",
+            web::put().to(update_template),
+        )
+        .route(
+            "/admin/marketplace/templates/{basket_id}",
+            web::delete().to(unpublish_template),
+        )
+        .route(
+            "/marketplace/subscribe/{template_id}",
+            web::post().to(subscribe),
+        )
+        .route("/user/subscriptions/{id}/pause", web::put().to(user_pause))
+        .route(
+            "/user/subscriptions/{id}/resume",
+            web::put().to(user_resume),
+        )
+        .route("/user/subscriptions/{id}", web::delete().to(user_cancel))
+        .route(
+            "/user/subscriptions/{id}/allocations",
+            web::put().to(user_allocations),
+        )
+        .route(
+            "/partner/marketplace/subscribe",
+            web::post().to(partner_subscribe),
+        )
+        .route(
+            "/partner/subscriptions/{id}/pause",
+            web::put().to(partner_pause),
+        )
+        .route(
+            "/partner/subscriptions/{id}/resume",
+            web::put().to(partner_resume),
+        )
+        .route(
+            "/partner/subscriptions/{id}",
+            web::delete().to(partner_cancel),
+        )
+        .route("/admin/partner-api-keys", web::post().to(create_api_key))
+        .route(
+            "/admin/partner-api-keys/{api_key_id}",
+            web::put().to(update_api_key),
+        )
+        .route(
+            "/admin/partner-api-keys/{api_key_id}/rotate",
+            web::post().to(rotate_api_key),
+        )
+        .route(
+            "/admin/partner-api-keys/{api_key_id}",
+            web::delete().to(revoke_api_key),
+        )
+        .route("/admin/billing/run", web::post().to(billing_run));
+}
+
+// ------------------------------------------------------------------ helpers
+
+fn stream(name: String) -> Result<StreamId, ApiError> {
+    StreamId::parse(name).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// An id from the path; anything that is not a UUID names nothing.
+fn path_uuid(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
+    Uuid::from_str(raw).map_err(|_| ApiError::NotFound { what })
+}
+
+fn person(principal: &Principal) -> Result<&Person, ApiError> {
+    match principal {
+        Principal::Person(p) => Ok(p),
+        Principal::Partner(_) => Err(ApiError::Domain(DomainError::Forbidden)),
+    }
+}
+
+fn admin(principal: &Principal) -> Result<&Person, ApiError> {
+    match principal {
+        Principal::Person(p) if p.is_admin() => Ok(p),
+        _ => Err(ApiError::Domain(DomainError::Forbidden)),
+    }
+}
+
+fn partner(principal: &Principal, permission: Permission) -> Result<&PartnerPrincipal, ApiError> {
+    Ok(principal.require_partner_permission(permission)?)
+}
+
+/// Optional `{reason}` body of status changes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonInput {
+    reason: Option<String>,
+}
+
+fn reason(req: &HttpRequest, body: &Bytes) -> Result<Option<Reason>, ApiError> {
+    let input: ReasonInput = parse_body(req, body)?;
+    input
+        .reason
+        .as_deref()
+        .map(Reason::parse)
+        .transpose()
+        .map_err(|e| ValidationErrors::single("reason", e.to_string()).into())
+}
+
+// ------------------------------------------------------------------ baskets
+
+async fn load_basket(state: &AppState, raw: &str) -> Result<(BasketId, StreamId), ApiError> {
+    let id = BasketId::from_uuid(path_uuid(raw, "basket")?);
+    let _ = state;
+    Ok((id, stream(basket::stream_name(&id))?))
+}
+
+fn basket_reply(
+    executed: crate::command::Executed<basket::BasketState, basket::BasketEvent>,
+    created: bool,
+) -> Result<Reply, ApiError> {
+    let b = executed
+        .state
+        .basket
+        .as_ref()
+        .ok_or(ApiError::NotFound { what: "basket" })?;
+    let body = views::basket(b);
+    Ok(if created {
+        Reply::created(body, executed.position)
+    } else {
+        Reply::ok(body, executed.position)
+    })
+}
+
+async fn create_basket(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        person(principal)?;
+        let input: BasketInput = parse_body(req, &body)?;
+        let basket_id = BasketId::from_uuid(Uuid::now_v7());
+        let command = CreateBasket::from_input(
+            meta.actor.clone(),
+            basket_id,
+            &input,
+            || StrategyId::from_uuid(Uuid::now_v7()),
+            meta.now,
+        )?;
+        let s = stream(basket::stream_name(&basket_id))?;
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(command.clone().into())
+        })
+        .await?;
+        basket_reply(executed, true)
+    })
+    .await
+}
+
+async fn update_basket(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        person(principal)?;
+        let (_, s) = load_basket(state, &path).await?;
+        let input: UpdateBasketInput = parse_body(req, &body)?;
+        let command = UpdateBasket::from_input(meta.actor.clone(), &input, meta.now)?;
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(command.clone().into())
+        })
+        .await?;
+        basket_reply(executed, false)
+    })
+    .await
+}
+
+fn strategy_reply(
+    executed: crate::command::Executed<basket::BasketState, basket::BasketEvent>,
+    strategy_id: StrategyId,
+    created: bool,
+) -> Result<Reply, ApiError> {
+    let b = executed
+        .state
+        .basket
+        .as_ref()
+        .ok_or(ApiError::NotFound { what: "basket" })?;
+    let s = b
+        .strategies
+        .iter()
+        .find(|s| s.strategy_id == strategy_id)
+        .ok_or(ApiError::NotFound { what: "strategy" })?;
+    let mut body = views::strategy(s);
+    if let Value::Object(map) = &mut body {
+        map.insert("basket_id".into(), json!(b.basket_id));
+        map.insert("basket_revision".into(), json!(b.revision));
+    }
+    Ok(if created {
+        Reply::created(body, executed.position)
+    } else {
+        Reply::ok(body, executed.position)
+    })
+}
+
+async fn add_strategy(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        person(principal)?;
+        let (_, s) = load_basket(state, &path).await?;
+        let input: StrategyInput = parse_body(req, &body)?;
+        let strategy_id = StrategyId::from_uuid(Uuid::now_v7());
+        let strategy = Strategy::parse(strategy_id, &input)?;
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(AddStrategy {
+                actor: meta.actor.clone(),
+                strategy: strategy.clone(),
+                now: meta.now,
+            }
+            .into())
+        })
+        .await?;
+        strategy_reply(executed, strategy_id, true)
+    })
+    .await
+}
+
+async fn replace_strategy(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<(String, String)>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        person(principal)?;
+        let (_, s) = load_basket(state, &path.0).await?;
+        let strategy_id = StrategyId::from_uuid(path_uuid(&path.1, "strategy")?);
+        let input: StrategyInput = parse_body(req, &body)?;
+        let strategy = Strategy::parse(strategy_id, &input)?;
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(ReplaceStrategy {
+                actor: meta.actor.clone(),
+                strategy: strategy.clone(),
+                now: meta.now,
+            }
+            .into())
+        })
+        .await?;
+        strategy_reply(executed, strategy_id, false)
+    })
+    .await
+}
+
+async fn remove_strategy(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<(String, String)>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, _| async move {
+        person(principal)?;
+        let (_, s) = load_basket(state, &path.0).await?;
+        let strategy_id = StrategyId::from_uuid(path_uuid(&path.1, "strategy")?);
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(RemoveStrategy {
+                actor: meta.actor.clone(),
+                strategy_id,
+                now: meta.now,
+            }
+            .into())
+        })
+        .await?;
+        basket_reply(executed, false)
+    })
+    .await
+}
+
+// ---------------------------------------------------------------- templates
+
+fn template_reply(
+    executed: crate::command::Executed<basket::BasketState, basket::BasketEvent>,
+    created: bool,
+) -> Result<Reply, ApiError> {
+    let b = executed
+        .state
+        .basket
+        .as_ref()
+        .ok_or(ApiError::NotFound { what: "template" })?;
+    let body = views::template(b);
+    Ok(if created {
+        Reply::created(body, executed.position)
+    } else {
+        Reply::ok(body, executed.position)
+    })
+}
+
+async fn publish_template(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        admin(principal)?;
+        let (_, s) = load_basket(state, &path).await?;
+        let input: MarketplaceConfigInput = parse_body(req, &body)?;
+        let command = PublishTemplate::from_input(meta.actor.clone(), &input, meta.now)?;
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(command.clone().into())
+        })
+        .await?;
+        template_reply(executed, true)
+    })
+    .await
+}
+
+async fn update_template(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        admin(principal)?;
+        let (_, s) = load_basket(state, &path).await?;
+        let input: MarketplaceConfigInput = parse_body(req, &body)?;
+        let command = UpdateMarketplaceConfig::from_input(meta.actor.clone(), &input, meta.now)?;
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(command.clone().into())
+        })
+        .await?;
+        template_reply(executed, false)
+    })
+    .await
+}
+
+async fn unpublish_template(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, _| async move {
+        admin(principal)?;
+        let (_, s) = load_basket(state, &path).await?;
+        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
+            Ok(UnpublishTemplate {
+                actor: meta.actor.clone(),
+                reason: None,
+                now: meta.now,
+            }
+            .into())
+        })
+        .await?;
+        template_reply(executed, false)
+    })
+    .await
+}
+
+// ------------------------------------------------------------ subscriptions
+
+/// Body of `POST /marketplace/subscribe/{template_id}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeInput {
+    broker_allocations: Option<Vec<AllocationInput>>,
+}
+
+/// Body of `POST /partner/marketplace/subscribe`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerSubscribeInput {
+    template_id: Option<String>,
+    user_email: Option<String>,
+    broker_client_id: Option<String>,
+    auto_link_broker: Option<bool>,
+    lot_multiplier: Option<DecimalInput>,
+}
+
+/// Body of `PUT /user/subscriptions/{id}/allocations`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllocationsInput {
+    broker_allocations: Option<Vec<AllocationInput>>,
+}
+
+/// Everything a new subscription needs besides its template.
+struct NewSubscription {
+    user_id: UserId,
+    email: Email,
+    partner: Option<PartnerAttribution>,
+    allocations: Vec<BrokerAllocation>,
+}
+
+/// Reserves (user, template) in the user's stream, then records the
+/// subscription. A reservation left by a cancelled subscription (a crash
+/// between cancel and release) is released and the reservation retried.
+async fn subscribe_to(
+    store: &dyn EventStore,
+    meta: &CommandMeta,
+    template_id: TemplateId,
+    new: NewSubscription,
+) -> Result<crate::command::Executed<SubscriptionState, SubscriptionEvent>, ApiError> {
+    let template_stream = stream(basket::stream_name(&template_id))?;
+    let template = load::<BasketAggregate>(store, &template_stream).await?;
+    let terms = template
+        .state
+        .template_terms()
+        .ok_or(ApiError::NotFound { what: "template" })?;
+    if !terms.enabled {
+        return Err(DomainError::TemplateNotAvailable.into());
+    }
+    let subscription_id = SubscriptionId::from_uuid(Uuid::now_v7());
+    let link_stream = stream(user_link::stream_name(&new.user_id))?;
+    for _ in 0..2 {
+        let reserved = execute::<UserLinkAggregate, _>(store, &link_stream, meta, |_| {
+            Ok(ReserveTemplateSubscription {
+                user_id: new.user_id,
+                template_id,
+                subscription_id,
+                now: meta.now,
+            }
+            .into())
+        })
+        .await;
+        match reserved {
+            Ok(_) => break,
+            Err(ApiError::Domain(DomainError::AlreadySubscribed {
+                subscription_id: existing,
+            })) => {
+                let existing_stream = stream(subscription::stream_name(&existing))?;
+                let current = load::<SubscriptionAggregate>(store, &existing_stream).await?;
+                let cancelled = current.state.subscription.as_ref().is_some_and(|s| {
+                    s.status == basketry_domain::subscription::SubscriptionStatus::Cancelled
+                });
+                if !cancelled {
+                    return Err(DomainError::AlreadySubscribed {
+                        subscription_id: existing,
+                    }
+                    .into());
+                }
+                release(store, meta, new.user_id, template_id, existing).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let s = stream(subscription::stream_name(&subscription_id))?;
+    execute::<SubscriptionAggregate, _>(store, &s, meta, |_| {
+        Ok(SubscribeToTemplate {
+            actor: meta.actor.clone(),
+            subscription_id,
+            user_id: new.user_id,
+            user_email: new.email.clone(),
+            template: terms.clone(),
+            partner: new.partner.clone(),
+            allocations: new.allocations.clone(),
+            now: meta.now,
+        }
+        .into())
+    })
+    .await
+}
+
+async fn release(
+    store: &dyn EventStore,
+    meta: &CommandMeta,
+    user_id: UserId,
+    template_id: TemplateId,
+    subscription_id: SubscriptionId,
+) -> Result<(), ApiError> {
+    let link_stream = stream(user_link::stream_name(&user_id))?;
+    execute::<UserLinkAggregate, _>(store, &link_stream, meta, |_| {
+        Ok(ReleaseTemplateSubscription {
+            user_id,
+            template_id,
+            subscription_id,
+            now: meta.now,
+        }
+        .into())
+    })
+    .await?;
+    Ok(())
+}
+
+async fn subscribe(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        let who = person(principal)?;
+        let template_id = TemplateId::from_uuid(path_uuid(&path, "template")?);
+        let input: SubscribeInput = parse_body(req, &body)?;
+        let allocations = BrokerAllocation::parse_list(
+            input.broker_allocations.as_deref().unwrap_or_default(),
+            || AllocationId::from_uuid(Uuid::now_v7()),
+        )?;
+        let executed = subscribe_to(
+            state.store.as_ref(),
+            &meta,
+            template_id,
+            NewSubscription {
+                user_id: who.user_id,
+                email: who.email.clone(),
+                partner: None,
+                allocations,
+            },
+        )
+        .await?;
+        let sub = executed
+            .state
+            .subscription
+            .as_ref()
+            .ok_or(ApiError::NotFound {
+                what: "subscription",
+            })?;
+        let mut body = views::subscription(sub);
+        if let Value::Object(map) = &mut body {
+            map.insert("first_charge".into(), first_charge(&executed.events));
+        }
+        Ok(Reply::created(body, executed.position))
+    })
+    .await
+}
+
+/// The charge recorded at subscription, if the template is paid.
+fn first_charge(events: &[SubscriptionEvent]) -> Value {
+    events
+        .iter()
+        .find_map(|e| match e {
+            SubscriptionEvent::SubscriptionCharged(c) => Some(json!({
+                "amount": c.amount,
+                "currency": c.currency,
+                "period_start": c.period_start,
+                "period_end": c.period_end,
+                "partner_share": c.partner_share,
+                "platform_share": c.platform_share,
+            })),
+            _ => None,
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// Moves field errors of the partner body to its own field names.
+fn partner_fields(errors: ValidationErrors) -> ValidationErrors {
+    ValidationErrors(
+        errors
+            .0
+            .into_iter()
+            .map(|FieldError { field, message }| FieldError {
+                field: match field.as_str() {
+                    "broker_allocations[0].client_id" => "broker_client_id".into(),
+                    "broker_allocations[0].lot_multiplier" => "lot_multiplier".into(),
+                    _ => field,
+                },
+                message,
+            })
+            .collect(),
+    )
+}
+
+async fn partner_subscribe(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        let p = partner(principal, Permission::MarketplaceSubscribe)?;
+        let input: PartnerSubscribeInput = parse_body(req, &body)?;
+        let mut errors = Vec::new();
+        let template_id = match input.template_id.as_deref().map(Uuid::from_str) {
+            Some(Ok(id)) => Some(TemplateId::from_uuid(id)),
+            Some(Err(_)) => {
+                errors.push(FieldError {
+                    field: "template_id".into(),
+                    message: "must be a template id (UUID)".into(),
+                });
+                None
+            }
+            None => {
+                errors.push(FieldError {
+                    field: "template_id".into(),
+                    message: "is required".into(),
+                });
+                None
+            }
+        };
+        let email = match input.user_email.as_deref().map(Email::parse) {
+            Some(Ok(e)) => Some(e),
+            Some(Err(e)) => {
+                errors.push(FieldError {
+                    field: "user_email".into(),
+                    message: e.to_string(),
+                });
+                None
+            }
+            None => {
+                errors.push(FieldError {
+                    field: "user_email".into(),
+                    message: "is required".into(),
+                });
+                None
+            }
+        };
+        let allocations = if input.auto_link_broker.unwrap_or(true) {
+            let one = AllocationInput {
+                allocation_id: None,
+                broker_id: Some(p.broker_id.to_string()),
+                client_id: input.broker_client_id.clone(),
+                lot_multiplier: Some(
+                    input
+                        .lot_multiplier
+                        .clone()
+                        .unwrap_or(DecimalInput::Text("1".into())),
+                ),
+                priority: Some(1),
+                max_lots_per_order: None,
+            };
+            match BrokerAllocation::parse_list(&[one], || AllocationId::from_uuid(Uuid::now_v7())) {
+                Ok(list) => list,
+                Err(e) => {
+                    errors.extend(partner_fields(e).0);
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let (Some(template_id), Some(email), true) = (template_id, email, errors.is_empty()) else {
+            return Err(ValidationErrors(errors).into());
+        };
+        let user_id = UserId::from_email(&email);
+        let executed = subscribe_to(
+            state.store.as_ref(),
+            &meta,
+            template_id,
+            NewSubscription {
+                user_id,
+                email,
+                partner: Some(PartnerAttribution {
+                    partner_id: p.partner_id.clone(),
+                    api_key_id: p.api_key_id,
+                    broker_id: p.broker_id.clone(),
+                    partner_bps: p.revenue_share.partner_bps(),
+                }),
+                allocations,
+            },
+        )
+        .await?;
+        let sub = executed
+            .state
+            .subscription
+            .as_ref()
+            .ok_or(ApiError::NotFound {
+                what: "subscription",
+            })?;
+        let charge = executed.events.iter().find_map(|e| match e {
+            SubscriptionEvent::SubscriptionCharged(c) => Some(c),
+            _ => None,
+        });
+        let body = json!({
+            "subscription_id": sub.subscription_id,
+            "user_id": sub.user_id,
+            "template_id": sub.template_id,
+            "status": sub.status,
+            "broker_allocation": sub.allocations.first().map(|a| json!({
+                "allocation_id": a.allocation_id,
+                "broker_id": a.broker_id,
+                "client_id": a.client_id,
+                "lot_multiplier": a.lot_multiplier,
+                "status": "LINKED",
+            })),
+            "revenue_share": {
+                "partner_commission": charge.map_or(0, |c| c.partner_share),
+                "platform_fee": charge.map_or(0, |c| c.platform_share),
+                "currency": sub.price.currency(),
+            },
+            "next_billing_date": sub.billing.as_ref().map(|b| b.next_billing_date.date_naive()),
+        });
+        Ok(Reply::created(body, executed.position))
+    })
+    .await
+}
+
+/// Who is changing a subscription, and therefore which ones they may see.
+enum Owner<'a> {
+    User(&'a Person),
+    Partner(&'a PartnerPrincipal),
+}
+
+fn owns(owner: &Owner<'_>, state: &SubscriptionState) -> bool {
+    match owner {
+        Owner::User(p) => state.is_owned_by_user(&p.user_id),
+        Owner::Partner(p) => state.is_owned_by_partner(&p.partner_id),
+    }
+}
+
+/// The partner's revenue share in force now, for charges made on resume.
+async fn partner_bps_now(
+    store: &dyn EventStore,
+    state: &SubscriptionState,
+) -> Result<Option<BasisPoints>, ApiError> {
+    let Some(attribution) = state.subscription.as_ref().and_then(|s| s.partner.as_ref()) else {
+        return Ok(None);
+    };
+    let s = stream(partner::stream_name(&attribution.partner_id))?;
+    let loaded = load::<PartnerAggregate>(store, &s).await?;
+    Ok(Some(
+        loaded
+            .state
+            .revenue_share()
+            .map_or(attribution.partner_bps, |r| r.partner_bps()),
+    ))
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+async fn change_status(
+    state: &AppState,
+    meta: &CommandMeta,
+    owner: Owner<'_>,
+    raw_id: &str,
+    change: Change,
+    reason: Option<Reason>,
+) -> Result<Reply, ApiError> {
+    let id = SubscriptionId::from_uuid(path_uuid(raw_id, "subscription")?);
+    let s = stream(subscription::stream_name(&id))?;
+    let store = state.store.as_ref();
+    let current = load::<SubscriptionAggregate>(store, &s).await?;
+    if !owns(&owner, &current.state) {
+        return Err(ApiError::NotFound {
+            what: "subscription",
+        });
+    }
+    let bps_now = match change {
+        Change::Resume => partner_bps_now(store, &current.state).await?,
+        _ => None,
+    };
+    let executed = execute::<SubscriptionAggregate, _>(store, &s, meta, |loaded| {
+        if !owns(&owner, &loaded.state) {
+            return Err(ApiError::NotFound {
+                what: "subscription",
+            });
+        }
+        Ok(match change {
+            Change::Pause => PauseSubscription {
+                actor: meta.actor.clone(),
+                reason: reason.clone(),
+                now: meta.now,
+            }
+            .into(),
+            Change::Resume => ResumeSubscription {
+                actor: meta.actor.clone(),
+                reason: reason.clone(),
+                partner_bps_now: bps_now,
+                now: meta.now,
+            }
+            .into(),
+            Change::Cancel => CancelSubscription {
+                actor: meta.actor.clone(),
+                reason: reason.clone(),
+                now: meta.now,
+            }
+            .into(),
+        })
+    })
+    .await?;
+    let sub = executed
+        .state
+        .subscription
+        .as_ref()
+        .ok_or(ApiError::NotFound {
+            what: "subscription",
+        })?;
+    let mut position = executed.position;
+    if let Change::Cancel = change {
+        release(
+            store,
+            meta,
+            sub.user_id,
+            sub.template_id,
+            sub.subscription_id,
+        )
+        .await?;
+        // The release is the command's last event when it wrote one.
+        let link = load::<UserLinkAggregate>(store, &stream(user_link::stream_name(&sub.user_id))?)
+            .await?;
+        position = position.max(link.position);
+    }
+    Ok(Reply::ok(views::subscription(sub), position))
+}
+
+macro_rules! status_route {
+    ($name:ident, $owner:expr, $change:expr) => {
+        async fn $name(
+            state: Data<AppState>,
+            req: HttpRequest,
+            principal: Principal,
+            path: Path<String>,
+            Body(body): Body,
+        ) -> HttpResponse {
+            let (state, req, principal) = (&state, &req, &principal);
+            run(state, req, principal, body, |meta, body| async move {
+                let owner = $owner(&principal)?;
+                let reason = reason(&req, &body)?;
+                change_status(&state, &meta, owner, &path, $change, reason).await
+            })
+            .await
+        }
+    };
+}
+
+fn as_user(principal: &Principal) -> Result<Owner<'_>, ApiError> {
+    person(principal).map(Owner::User)
+}
+
+fn as_partner(principal: &Principal) -> Result<Owner<'_>, ApiError> {
+    partner(principal, Permission::SubscriptionsManage).map(Owner::Partner)
+}
+
+status_route!(user_pause, as_user, Change::Pause);
+status_route!(user_resume, as_user, Change::Resume);
+status_route!(user_cancel, as_user, Change::Cancel);
+status_route!(partner_pause, as_partner, Change::Pause);
+status_route!(partner_resume, as_partner, Change::Resume);
+status_route!(partner_cancel, as_partner, Change::Cancel);
+
+async fn user_allocations(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        let who = person(principal)?;
+        let id = SubscriptionId::from_uuid(path_uuid(&path, "subscription")?);
+        let input: AllocationsInput = parse_body(req, &body)?;
+        let Some(inputs) = input.broker_allocations else {
+            return Err(ValidationErrors::single("broker_allocations", "is required").into());
+        };
+        let allocations =
+            BrokerAllocation::parse_list(&inputs, || AllocationId::from_uuid(Uuid::now_v7()))?;
+        let s = stream(subscription::stream_name(&id))?;
+        let executed =
+            execute::<SubscriptionAggregate, _>(state.store.as_ref(), &s, &meta, |loaded| {
+                if !loaded.state.is_owned_by_user(&who.user_id) {
+                    return Err(ApiError::NotFound {
+                        what: "subscription",
+                    });
+                }
+                Ok(SetBrokerAllocations {
+                    actor: meta.actor.clone(),
+                    allocations: allocations.clone(),
+                    now: meta.now,
+                }
+                .into())
+            })
+            .await?;
+        let sub = executed
+            .state
+            .subscription
+            .as_ref()
+            .ok_or(ApiError::NotFound {
+                what: "subscription",
+            })?;
+        Ok(Reply::ok(views::subscription(sub), executed.position))
+    })
+    .await
+}
+
+// ----------------------------------------------------------- partner keys
+
+async fn partner_of_key(
+    store: &dyn EventStore,
+    raw: &str,
+) -> Result<(ApiKeyId, PartnerId, StreamId), ApiError> {
+    let api_key_id = ApiKeyId::from_uuid(path_uuid(raw, "api key")?);
+    let index =
+        load::<ApiKeyIndexAggregate>(store, &stream(api_key_index::stream_name(&api_key_id))?)
+            .await?;
+    let partner_id = index
+        .state
+        .partner_id
+        .ok_or(ApiError::NotFound { what: "api key" })?;
+    let s = stream(partner::stream_name(&partner_id))?;
+    Ok((api_key_id, partner_id, s))
+}
+
+fn key_reply(
+    state: &PartnerState,
+    api_key_id: ApiKeyId,
+    secret: Option<&str>,
+    created: bool,
+    position: Option<basketry_store::Position>,
+) -> Result<Reply, ApiError> {
+    let p = state
+        .partner
+        .as_ref()
+        .ok_or(ApiError::NotFound { what: "api key" })?;
+    let key = p
+        .keys
+        .get(&api_key_id)
+        .ok_or(ApiError::NotFound { what: "api key" })?;
+    let mut body = views::api_key(p, key);
+    if let (Some(secret), Value::Object(map)) = (secret, &mut body) {
+        map.insert("api_secret".into(), json!(secret));
+    }
+    Ok(if created {
+        Reply::created(body, position)
+    } else {
+        Reply::ok(body, position)
+    })
+}
+
+async fn new_secret_hash(partner_id: &PartnerId) -> Result<(String, SecretHash), ApiError> {
+    let secret = generate_secret(partner_id);
+    let hash = hash_secret_async(&secret).await?;
+    Ok((secret.expose().to_string(), hash))
+}
+
+async fn create_api_key(
+    state: Data<AppState>,
+    auth: Data<AuthState>,
+    req: HttpRequest,
+    principal: Principal,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        admin(principal)?;
+        let input: RegisterPartnerInput = parse_body(req, &body)?;
+        let register = RegisterPartner::from_input(meta.actor.clone(), &input, meta.now)?;
+        let partner_id = register.partner_id.clone();
+        let api_key_id = ApiKeyId::from_uuid(Uuid::now_v7());
+        let key = generate_api_key(&partner_id);
+        let (secret, hash) = new_secret_hash(&partner_id).await?;
+        let store = state.store.as_ref();
+        execute::<ApiKeyIndexAggregate, _>(
+            store,
+            &stream(api_key_index::stream_name(&api_key_id))?,
+            &meta,
+            |_| {
+                Ok(AssignApiKey {
+                    api_key_id,
+                    partner_id: partner_id.clone(),
+                    now: meta.now,
+                }
+                .into())
+            },
+        )
+        .await?;
+        let s = stream(partner::stream_name(&partner_id))?;
+        let issue = IssueApiKey {
+            actor: meta.actor.clone(),
+            api_key_id,
+            key,
+            secret_hash: hash,
+            now: meta.now,
+        };
+        // Register and issue in one append: a partner never exists without
+        // the key it was created for.
+        let mut attempts = 0;
+        let executed = loop {
+            attempts += 1;
+            let loaded = load::<PartnerAggregate>(store, &s).await?;
+            let (after, mut events) =
+                PartnerAggregate::execute(loaded.state.clone(), register.clone().into())?;
+            let (after, more) = PartnerAggregate::execute(after, issue.clone().into())?;
+            events.extend(more);
+            match store
+                .append(&s, loaded.expected(), meta.new_events(&events))
+                .await
+            {
+                Ok(outcome) => break (after, outcome.last_position),
+                Err(basketry_store::AppendError::Conflict { .. }) if attempts < 3 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        auth.partners.invalidate_partner(&partner_id);
+        key_reply(
+            &executed.0,
+            api_key_id,
+            Some(&secret),
+            true,
+            Some(executed.1),
+        )
+    })
+    .await
+}
+
+/// Body of `PUT /admin/partner-api-keys/{id}`: partner config and key status.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateKeyInput {
+    #[serde(flatten)]
+    config: UpdatePartnerConfigInput,
+    status: Option<String>,
+    reason: Option<String>,
+}
+
+async fn update_api_key(
+    state: Data<AppState>,
+    auth: Data<AuthState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        admin(principal)?;
+        let input: UpdateKeyInput = parse_body(req, &body)?;
+        let store = state.store.as_ref();
+        let (api_key_id, partner_id, s) = partner_of_key(store, &path).await?;
+        let config_given = input.config != UpdatePartnerConfigInput::default();
+        let mut commands: Vec<PartnerCommand> = Vec::new();
+        let mut errors = Vec::new();
+        if config_given || input.status.is_none() {
+            match UpdatePartnerConfig::from_input(meta.actor.clone(), &input.config, meta.now) {
+                Ok(c) => commands.push(c.into()),
+                Err(e) => errors.extend(e.0),
+            }
+        }
+        let reason = match input.reason.as_deref().map(Reason::parse).transpose() {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(FieldError {
+                    field: "reason".into(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        };
+        if let Some(status) = input.status.as_deref() {
+            match ApiKeyStatus::parse(status) {
+                Ok(ApiKeyStatus::Revoked) => commands.push(
+                    RevokeApiKey {
+                        actor: meta.actor.clone(),
+                        api_key_id,
+                        reason: reason.clone(),
+                        now: meta.now,
+                    }
+                    .into(),
+                ),
+                Ok(status) => commands.push(
+                    SetApiKeyStatus {
+                        actor: meta.actor.clone(),
+                        api_key_id,
+                        status,
+                        reason: reason.clone(),
+                        now: meta.now,
+                    }
+                    .into(),
+                ),
+                Err(e) => errors.push(FieldError {
+                    field: "status".into(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ValidationErrors(errors).into());
+        }
+        let executed = execute_all(store, &s, &meta, &commands).await?;
+        auth.partners.invalidate_partner(&partner_id);
+        key_reply(&executed.0, api_key_id, None, false, executed.1)
+    })
+    .await
+}
+
+/// Decides several partner commands in sequence and appends their events
+/// in one append, retrying on a concurrent change.
+async fn execute_all(
+    store: &dyn EventStore,
+    s: &StreamId,
+    meta: &CommandMeta,
+    commands: &[PartnerCommand],
+) -> Result<(PartnerState, Option<basketry_store::Position>), ApiError> {
+    for _ in 0..crate::command::MAX_ATTEMPTS {
+        let loaded = load::<PartnerAggregate>(store, s).await?;
+        if !loaded.exists() {
+            return Err(ApiError::NotFound { what: "api key" });
+        }
+        let mut state = loaded.state.clone();
+        let mut events = Vec::new();
+        for c in commands {
+            let (next, more) = PartnerAggregate::execute(state, c.clone())?;
+            state = next;
+            events.extend(more);
+        }
+        if events.is_empty() {
+            return Ok((state, loaded.position));
+        }
+        match store
+            .append(s, loaded.expected(), meta.new_events(&events))
+            .await
+        {
+            Ok(outcome) => return Ok((state, Some(outcome.last_position))),
+            Err(basketry_store::AppendError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Concurrency)
+}
+
+/// Body of `POST /admin/partner-api-keys/{id}/rotate`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateInput {
+    grace_period_hours: Option<i64>,
+}
+
+async fn rotate_api_key(
+    state: Data<AppState>,
+    auth: Data<AuthState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        admin(principal)?;
+        let input: RotateInput = parse_body(req, &body)?;
+        let grace = GracePeriodHours::new(input.grace_period_hours.unwrap_or(0))
+            .map_err(|e| ValidationErrors::single("grace_period_hours", e.to_string()))?;
+        let store = state.store.as_ref();
+        let (api_key_id, partner_id, s) = partner_of_key(store, &path).await?;
+        let (secret, hash) = new_secret_hash(&partner_id).await?;
+        let command: PartnerCommand = RotateApiKey {
+            actor: meta.actor.clone(),
+            api_key_id,
+            new_secret_hash: hash,
+            grace_period: grace,
+            now: meta.now,
+        }
+        .into();
+        let executed = execute_all(store, &s, &meta, &[command]).await?;
+        auth.partners.invalidate_partner(&partner_id);
+        let mut reply = key_reply(&executed.0, api_key_id, Some(&secret), false, executed.1)?;
+        if let Value::Object(map) = &mut reply.body {
+            map.insert("grace_period_hours".into(), json!(grace.get()));
+        }
+        Ok(reply)
+    })
+    .await
+}
+
+async fn revoke_api_key(
+    state: Data<AppState>,
+    auth: Data<AuthState>,
+    req: HttpRequest,
+    principal: Principal,
+    path: Path<String>,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, _| async move {
+        admin(principal)?;
+        let store = state.store.as_ref();
+        let (api_key_id, partner_id, s) = partner_of_key(store, &path).await?;
+        let command: PartnerCommand = RevokeApiKey {
+            actor: meta.actor.clone(),
+            api_key_id,
+            reason: None,
+            now: meta.now,
+        }
+        .into();
+        let executed = execute_all(store, &s, &meta, &[command]).await?;
+        auth.partners.invalidate_partner(&partner_id);
+        key_reply(&executed.0, api_key_id, None, false, executed.1)
+    })
+    .await
+}
+
+// ------------------------------------------------------------------ billing
+
+/// Body of `POST /admin/billing/run`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BillingInput {
+    as_of: Option<DateTime<Utc>>,
+}
+
+async fn billing_run(
+    state: Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Body(body): Body,
+) -> HttpResponse {
+    let (state, req, principal) = (&state, &req, &principal);
+    run(state, req, principal, body, |meta, body| async move {
+        admin(principal)?;
+        let input: BillingInput = parse_body(req, &body)?;
+        let as_of = input.as_of.unwrap_or(meta.now);
+        if as_of > meta.now {
+            return Err(ValidationErrors::single("as_of", "must not be in the future").into());
+        }
+        let report = crate::billing::run(state.store.as_ref(), &meta, as_of).await?;
+        Ok(Reply::ok(
+            serde_json::to_value(&report).unwrap_or(Value::Null),
+            report.last_position,
+        ))
+    })
+    .await
+}

@@ -1,0 +1,392 @@
+//! `spawn_app()`: the real command API on port 0 against a fresh store, and
+//! a client with one method per kind of request.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use basketry_command_api::app::Application;
+use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator};
+use basketry_command_api::command::{AppState, Clock};
+use basketry_command_api::limits::{
+    IdempotencyStore, InMemoryRateLimiter, PostgresIdempotencyStore, PostgresRateLimiter,
+    RateLimiter, SqliteIdempotencyStore,
+};
+use basketry_store::{EventStore, RecordedEvent};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor};
+
+pub const JWT_SECRET: &[u8] = b"test-secret-that-is-at-least-32-bytes-long!!";
+
+/// Which stores the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn EventStore>,
+    pub clock: Clock,
+    pub admin: String,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// A throwaway PostgreSQL database, dropped with the test.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Best effort: a leftover database only costs disk.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = c
+                            .execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// The PostgreSQL URL for tests, or `None` (printing why) when unset; fails
+/// the test when `BASKETRY_REQUIRE_POSTGRES=1`.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("BASKETRY_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("BASKETRY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "BASKETRY_REQUIRE_POSTGRES=1 but BASKETRY_TEST_POSTGRES_URL is not set"
+            );
+            eprintln!("postgres variant skipped (set BASKETRY_TEST_POSTGRES_URL to run it)");
+            None
+        }
+    }
+}
+
+async fn pg_database(admin_url: &str) -> PgDatabase {
+    let name = format!("basketry_api_{}", uuid::Uuid::new_v4().simple());
+    let mut c = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to postgres");
+    c.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create test database");
+    let url = match admin_url.rfind('/') {
+        Some(i) if admin_url[..i].contains("//") && !admin_url[i..].contains('@') => {
+            let (base, rest) = admin_url.split_at(i);
+            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
+            format!("{base}/{name}{query}")
+        }
+        _ => format!("{admin_url}/{name}"),
+    };
+    PgDatabase {
+        admin_url: admin_url.to_string(),
+        name,
+        url,
+    }
+}
+
+/// The stores one app runs on, and the database to drop afterwards.
+type Stores = (
+    Arc<dyn EventStore>,
+    Arc<dyn IdempotencyStore>,
+    Arc<dyn RateLimiter>,
+    Option<PgDatabase>,
+);
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(Backend::Sqlite)
+        .await
+        .expect("sqlite is always available")
+}
+
+/// The app on `backend`; `None` when that backend is not configured.
+pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, idempotency, rate_limiter, pg): Stores = match backend {
+        Backend::Sqlite => (
+            Arc::new(
+                basketry_store::sqlite::SqliteStore::open(dir.path().join("events.db"))
+                    .await
+                    .expect("open event store"),
+            ),
+            Arc::new(
+                SqliteIdempotencyStore::open(dir.path().join("command.db"))
+                    .await
+                    .expect("open idempotency store"),
+            ),
+            Arc::new(InMemoryRateLimiter::new()),
+            None,
+        ),
+        Backend::Postgres => {
+            let db = pg_database(&postgres_url()?).await;
+            (
+                Arc::new(
+                    basketry_store::postgres::PostgresStore::connect(&db.url)
+                        .await
+                        .expect("open event store"),
+                ),
+                Arc::new(
+                    PostgresIdempotencyStore::connect(&db.url)
+                        .await
+                        .expect("open idempotency store"),
+                ),
+                Arc::new(
+                    PostgresRateLimiter::connect(&db.url)
+                        .await
+                        .expect("open rate limiter"),
+                ),
+                Some(db),
+            )
+        }
+    };
+    let clock = Clock::system();
+    let auth = AuthState {
+        jwt: JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
+        partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),
+    };
+    let state = AppState {
+        store: Arc::clone(&store),
+        rate_limiter,
+        idempotency,
+        clock: clock.clone(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let app = Application::build(listener, state, auth).expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    Some(TestApp {
+        admin: token("admin@basketry.dev", &["Admins"]),
+        base,
+        client,
+        store,
+        clock,
+        _dir: dir,
+        _pg: pg,
+    })
+}
+
+/// A JWT for `email` with `groups`, valid for a year (tests move the clock).
+pub fn token(email: &str, groups: &[&str]) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    basketry_command_api::auth::mint_hs256(
+        JWT_SECRET,
+        email,
+        &groups,
+        Duration::from_secs(365 * 24 * 3600),
+        chrono::Utc::now(),
+    )
+    .expect("mint token")
+}
+
+/// How a request authenticates.
+#[derive(Clone)]
+pub enum Cred {
+    None,
+    Jwt(String),
+    Partner { key: String, secret: String },
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the response is problem+json with `status` and `code`.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.body["code"], code, "{}", self.text);
+        assert_eq!(self.body["status"], status, "{}", self.text);
+        assert!(self.body["type"].is_string() && self.body["title"].is_string());
+    }
+}
+
+impl TestApp {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cred: &Cred,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        req = match cred {
+            Cred::None => req,
+            Cred::Jwt(t) => req.bearer_auth(t),
+            Cred::Partner { key, secret } => {
+                req.bearer_auth(key).header("X-Partner-Secret", secret)
+            }
+        };
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn post(&self, path: &str, cred: &Cred, body: Value) -> Resp {
+        self.send(reqwest::Method::POST, path, cred, Some(body), &[])
+            .await
+    }
+
+    pub async fn put(&self, path: &str, cred: &Cred, body: Value) -> Resp {
+        self.send(reqwest::Method::PUT, path, cred, Some(body), &[])
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, cred: &Cred) -> Resp {
+        self.send(reqwest::Method::DELETE, path, cred, None, &[])
+            .await
+    }
+
+    pub fn admin(&self) -> Cred {
+        Cred::Jwt(self.admin.clone())
+    }
+
+    /// Every stored event of `event_type`, in log order.
+    pub async fn events(&self, event_type: &str) -> Vec<RecordedEvent> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.read_all(after, 1000).await.expect("read_all");
+            let Some(last) = page.last() else { break };
+            after = Some(last.position);
+            out.extend(page.into_iter().filter(|e| e.event_type == event_type));
+        }
+        out
+    }
+
+    /// An admin basket with one strategy, published as a PAID ₹999 template.
+    pub async fn paid_template(&self) -> String {
+        let basket = self.post("/baskets", &self.admin(), basket_body()).await;
+        assert_eq!(basket.status, 201, "{}", basket.text);
+        let id = basket.body["basket_id"]
+            .as_str()
+            .expect("basket_id")
+            .to_string();
+        let published = self
+            .post(
+                &format!("/admin/marketplace/templates/{id}"),
+                &self.admin(),
+                json!({
+                    "visibility": "PUBLIC",
+                    "pricing": {"type": "PAID", "monthly_fee": 99900, "currency": "INR"},
+                    "difficulty_level": "BEGINNER",
+                    "tags": ["NIFTY", "WEEKLY"],
+                    "category": "INCOME"
+                }),
+            )
+            .await;
+        assert_eq!(published.status, 201, "{}", published.text);
+        id
+    }
+
+    /// A partner (30 % share) with the given permissions (the defaults when
+    /// empty); its credentials and key id.
+    pub async fn partner(&self, partner_id: &str, permissions: &[&str]) -> (Cred, String) {
+        let mut body = json!({
+            "partner_id": partner_id,
+            "partner_name": format!("{partner_id} Broking"),
+            "partner_type": "BROKER",
+            "broker_id": partner_id.to_lowercase(),
+            "revenue_share": {"platform_percentage": 70, "partner_percentage": 30},
+        });
+        if !permissions.is_empty() {
+            body["permissions"] = json!(permissions);
+        }
+        let created = self
+            .post("/admin/partner-api-keys", &self.admin(), body)
+            .await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let key = created.body["api_key"]
+            .as_str()
+            .expect("api_key")
+            .to_string();
+        let secret = created.body["api_secret"]
+            .as_str()
+            .expect("api_secret")
+            .to_string();
+        let id = created.body["api_key_id"]
+            .as_str()
+            .expect("api_key_id")
+            .to_string();
+        (Cred::Partner { key, secret }, id)
+    }
+}
+
+pub fn strategy_body() -> Value {
+    json!({
+        "name": "Short straddle",
+        "underlying": "NIFTY",
+        "product": "MIS",
+        "entry_time": "09:20",
+        "exit_time": "15:15",
+        "trading_days": ["MON", "TUE", "WED", "THU", "FRI"],
+        "stop_loss_pct": 25,
+        "legs": [
+            {"action": "SELL", "option_type": "CE", "strike": "ATM", "expiry": "WEEKLY", "lots": 3},
+            {"action": "SELL", "option_type": "PE", "strike": "ATM", "expiry": "WEEKLY", "lots": 3}
+        ]
+    })
+}
+
+pub fn basket_body() -> Value {
+    json!({
+        "name": "Nifty weekly income",
+        "description": "Sells weekly straddles",
+        "category": "INCOME",
+        "strategies": [strategy_body()]
+    })
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the command API: the real server on port 0, over HTTP.
+
+mod baskets;
+mod billing;
+mod errors;
+mod helpers;
+mod partners;
+mod subscriptions;
