@@ -3,8 +3,10 @@
 //! Thin wiring only: parse the command line, open what it names, call into
 //! the library crates.
 
+mod config;
+mod serve;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -18,29 +20,34 @@ use clap::{Parser, Subcommand};
     about = "Event-sourced marketplace of options-strategy baskets"
 )]
 struct Cli {
-    /// Directory for the embedded SQLite files.
-    #[arg(
-        long,
-        env = "BASKETRY_DATA_DIR",
-        default_value = "./data",
-        global = true
-    )]
-    data_dir: PathBuf,
-    /// Event store URL: `sqlite://…`, `postgres://…` or `kurrentdb://…`
-    /// (default: `events.db` under the data directory).
-    #[arg(
-        long,
-        env = "BASKETRY_EVENT_STORE",
-        global = true,
-        hide_env_values = true
-    )]
-    event_store: Option<String>,
+    #[command(flatten)]
+    settings: config::Settings,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the command API (embedded SQLite under the data directory
+    /// unless stores are configured).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "BASKETRY_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
+    /// Print a JWT signed with the configured (or generated) HS256 secret,
+    /// and nothing else.
+    Token {
+        /// The person's e-mail: their identity.
+        #[arg(long)]
+        email: String,
+        /// A group to include, e.g. `Admins`, `Auditors`, `Executors`.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Hours until the token expires.
+        #[arg(long, default_value_t = 12)]
+        ttl_hours: u64,
+    },
     /// Inspect the event store.
     Store {
         #[command(subcommand)]
@@ -70,28 +77,43 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let url = match cli.event_store {
-        Some(url) => url,
-        None => {
-            std::fs::create_dir_all(&cli.data_dir)
-                .with_context(|| format!("creating data directory {}", cli.data_dir.display()))?;
-            format!("sqlite://{}", cli.data_dir.join("events.db").display())
-        }
-    };
-    let store = basketry_store::connect(&url)
-        .await
-        .context("opening the event store")?;
+    let settings = cli.settings;
     match cli.command {
-        Command::Store { command } => match command {
-            StoreCommand::Status => {
-                match store.head().await? {
-                    Some(p) => println!("event store open; newest position {p}"),
-                    None => println!("event store open; empty"),
+        Command::Serve { bind } => {
+            serve::serve(&settings, &bind).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            email,
+            groups,
+            ttl_hours,
+        } => {
+            let token = basketry_command_api::auth::mint_hs256(
+                &settings.jwt_secret()?,
+                &email,
+                &groups,
+                std::time::Duration::from_secs(ttl_hours.saturating_mul(3600)),
+                chrono::Utc::now(),
+            )
+            .map_err(|e| anyhow::anyhow!("minting a token: {e}"))?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Store { command } => {
+            let store = basketry_store::connect(&settings.event_store_url()?)
+                .await
+                .context("opening the event store")?;
+            match command {
+                StoreCommand::Status => {
+                    match store.head().await? {
+                        Some(p) => println!("event store open; newest position {p}"),
+                        None => println!("event store open; empty"),
+                    }
+                    Ok(ExitCode::SUCCESS)
                 }
-                Ok(ExitCode::SUCCESS)
+                StoreCommand::Verify => verify(store.as_ref()).await,
             }
-            StoreCommand::Verify => verify(store.as_ref()).await,
-        },
+        }
     }
 }
 

@@ -3,13 +3,17 @@
 
 use basketry_domain::basket::{Basket, Strategy};
 use basketry_domain::partner::{ApiKey, Partner};
-use basketry_domain::subscription::Subscription;
+use basketry_domain::subscription::{Subscription, SubscriptionStatus};
 use serde_json::{json, Value};
 
 /// A basis-point value as a percentage number (`2750` → `27.5`). Display
 /// only: the stored value stays integral.
 fn pct(bps: u32) -> Value {
-    json!(f64::from(bps) / 100.0)
+    if bps % 100 == 0 {
+        json!(bps / 100)
+    } else {
+        json!(f64::from(bps) / 100.0)
+    }
 }
 
 /// A strategy as clients send it.
@@ -98,7 +102,11 @@ pub fn subscription(s: &Subscription) -> Value {
             "currency": s.price.currency(),
         },
         "broker_allocations": s.allocations,
-        "next_billing_date": s.billing.as_ref().map(|b| b.next_billing_date.date_naive()),
+        "next_billing_date": s
+            .billing
+            .as_ref()
+            .filter(|_| s.status != SubscriptionStatus::Cancelled)
+            .map(|b| b.next_billing_date.date_naive()),
         "status_history": s.status_history.iter().map(|h| json!({
             "from": h.from,
             "to": h.to,

@@ -381,15 +381,18 @@ impl PartnerAuthenticator {
         now: DateTime<Utc>,
     ) -> Result<PartnerPrincipal, AuthError> {
         let partner_id = partner_id_of_key(api_key).ok_or(AuthError::UnknownKey)?;
-        if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), api_key, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
-        }
         if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
             return Err(AuthError::WrongSecret);
         }
+        // The cache is consulted before the throttle: a hit proves the exact
+        // secret without argon2, so a flood of wrong secrets (key ids are not
+        // secret) cannot lock out a partner whose credential is verified.
         let key = self.cache_key(api_key, secret);
         if let Some(principal) = self.cached(&key, now) {
             return Ok(principal);
+        }
+        if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), api_key, now) {
+            return Err(AuthError::Throttled { retry_after_secs });
         }
         let _slot = self.inflight_slot(key).await;
         // Whoever held the slot before may have just verified this very

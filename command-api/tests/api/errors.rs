@@ -109,3 +109,25 @@ mod base64_like {
         out
     }
 }
+
+#[tokio::test]
+async fn expired_and_malformed_tokens_are_401() {
+    let app = spawn_app().await;
+    let expired = basketry_command_api::auth::mint_hs256(
+        JWT_SECRET,
+        "asha@example.com",
+        &[],
+        std::time::Duration::from_secs(60),
+        chrono::Utc::now() - chrono::TimeDelta::hours(2),
+    )
+    .expect("mint");
+    let r = app.post("/baskets", &Cred::Jwt(expired), json!({})).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    for bad in ["", "not-a-jwt", "a.b.c", "pk_zebu_live_x"] {
+        let r = app
+            .post("/baskets", &Cred::Jwt(bad.into()), json!({}))
+            .await;
+        assert_eq!(r.status, 401, "{bad:?}: {}", r.text);
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    }
+}

@@ -325,3 +325,32 @@ async fn five_hundred_concurrent_requests_admit_exactly_100_with_the_postgres_li
         rate_limit_admits_exactly_the_quota(app).await;
     }
 }
+
+#[tokio::test]
+async fn a_flood_of_wrong_secrets_is_throttled_but_does_not_lock_out_the_verified_partner() {
+    let app = spawn_app().await;
+    let (zebu, _) = app.partner("ZEBU", &["marketplace:read"]).await;
+    let probe = "/partner/subscriptions/00000000-0000-0000-0000-000000000000/pause";
+    // Verified once (403: the key lacks subscriptions:manage, but is valid).
+    let r = app.put(probe, &zebu, json!({})).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let Cred::Partner { key, secret } = zebu.clone() else {
+        panic!()
+    };
+    let wrong = Cred::Partner {
+        key,
+        secret: format!("{secret}-guess"),
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(app.put(probe, &wrong, json!({})).await.status);
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    let r = app.put(probe, &zebu, json!({})).await;
+    assert_eq!(
+        r.status, 403,
+        "the right secret still authenticates: {}",
+        r.text
+    );
+}

@@ -1,0 +1,121 @@
+//! Configuration of the `basketry` program: defaults, then environment,
+//! then command-line flags (clap reads both, flags winning).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Name of the generated HS256 secret file in the data directory.
+pub const JWT_SECRET_FILE: &str = "jwt-secret";
+
+/// Where the program keeps its state and how it verifies people.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Directory for the embedded SQLite files and the generated JWT secret.
+    #[arg(
+        long,
+        env = "BASKETRY_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Event store URL: `sqlite://…`, `postgres://…` or `kurrentdb://…`
+    /// (default: `events.db` under the data directory).
+    #[arg(
+        long,
+        env = "BASKETRY_EVENT_STORE",
+        global = true,
+        hide_env_values = true
+    )]
+    pub event_store: Option<String>,
+    /// SQL database for idempotency records (and, later, read models):
+    /// `sqlite://…` or `postgres://…` (default: `read.db` under the data
+    /// directory).
+    #[arg(long, env = "BASKETRY_READ_DB", global = true, hide_env_values = true)]
+    pub read_db: Option<String>,
+    /// Rate-limit state: `memory` (per process) or a `postgres://…` URL
+    /// shared by every instance.
+    #[arg(
+        long,
+        env = "BASKETRY_RATE_LIMITS",
+        default_value = "memory",
+        global = true,
+        hide_env_values = true
+    )]
+    pub rate_limits: String,
+    /// HS256 secret for JWTs (at least 32 bytes). When unset, one is
+    /// generated once and kept in the data directory with mode 0600.
+    #[arg(
+        long,
+        env = "BASKETRY_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// JWKS document for RS256/ES256 tokens: an `https://` URL or a file path.
+    #[arg(long, env = "BASKETRY_JWKS_URL", global = true)]
+    pub jwks_url: Option<String>,
+}
+
+impl Settings {
+    fn data_dir(&self) -> anyhow::Result<&Path> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
+        Ok(&self.data_dir)
+    }
+
+    /// The event store URL, defaulting to the embedded SQLite file.
+    pub fn event_store_url(&self) -> anyhow::Result<String> {
+        Ok(match &self.event_store {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir()?.join("events.db").display()),
+        })
+    }
+
+    /// The SQL database URL, defaulting to the embedded SQLite file.
+    pub fn read_db_url(&self) -> anyhow::Result<String> {
+        Ok(match &self.read_db {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir()?.join("read.db").display()),
+        })
+    }
+
+    /// The HS256 secret: configured, or generated once into the data
+    /// directory (mode 0600) and read back from there afterwards.
+    pub fn jwt_secret(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.as_bytes().to_vec());
+        }
+        let path = self.data_dir()?.join(JWT_SECRET_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        let secret = hex::encode(bytes);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => {
+                file.write_all(secret.as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Ok(secret.into_bytes())
+            }
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Ok(std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .trim()
+                    .as_bytes()
+                    .to_vec())
+            }
+            Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+    }
+}
