@@ -507,10 +507,16 @@ async fn subscribe_to(
             })) => {
                 let existing_stream = stream(subscription::stream_name(&existing))?;
                 let current = load::<SubscriptionAggregate>(store, &existing_stream).await?;
-                let cancelled = current.state.subscription.as_ref().is_some_and(|s| {
-                    s.status == basketry_domain::subscription::SubscriptionStatus::Cancelled
-                });
-                if !cancelled {
+                let stale = match current.state.subscription.as_ref() {
+                    Some(s) => {
+                        s.status == basketry_domain::subscription::SubscriptionStatus::Cancelled
+                    }
+                    // Reserved but never written: another request is still
+                    // on its way (the winner of a race), or one crashed
+                    // between its two appends long ago.
+                    None => reserved_before(store, &link_stream, existing, meta.now).await?,
+                };
+                if !stale {
                     return Err(DomainError::AlreadySubscribed {
                         subscription_id: existing,
                     }
@@ -536,6 +542,32 @@ async fn subscribe_to(
         .into())
     })
     .await
+}
+
+/// How long a reservation may wait for its subscription before it counts as
+/// abandoned by a crashed request.
+const ABANDONED_RESERVATION: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// Whether the reservation of `subscription_id` in the user's stream was
+/// recorded more than [`ABANDONED_RESERVATION`] before `now`.
+async fn reserved_before(
+    store: &dyn EventStore,
+    link_stream: &StreamId,
+    subscription_id: SubscriptionId,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let events = store
+        .read_stream(link_stream, basketry_store::Revision::START)
+        .await?;
+    let id = subscription_id.to_string();
+    Ok(events
+        .iter()
+        .rev()
+        .find(|e| {
+            e.event_type == "TemplateSubscriptionReserved"
+                && e.data["subscription_id"].as_str() == Some(id.as_str())
+        })
+        .is_some_and(|e| e.metadata.recorded_at + ABANDONED_RESERVATION < now))
 }
 
 async fn release(

@@ -226,3 +226,49 @@ async fn allocations_are_replaced_and_validated_field_by_field() {
         "{fields:?}"
     );
 }
+
+#[tokio::test]
+async fn a_reservation_abandoned_by_a_crashed_request_stops_blocking_after_a_minute() {
+    use basketry_store::{Actor, ExpectedRevision, NewEvent, NewMetadata, StreamId};
+    let app = spawn_app().await;
+    let template = app.paid_template().await;
+    let email = "crash@example.com";
+    let user_id =
+        basketry_domain::UserId::from_email(&basketry_domain::Email::parse(email).expect("email"));
+    // What a request that died between its two appends leaves behind.
+    let ghost = uuid::Uuid::now_v7();
+    app.store
+        .append(
+            &StreamId::parse(format!("user-{user_id}")).expect("stream"),
+            ExpectedRevision::NoStream,
+            vec![NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "TemplateSubscriptionReserved".into(),
+                schema_version: 1,
+                data: json!({
+                    "user_id": user_id, "template_id": template,
+                    "subscription_id": ghost, "at": chrono::Utc::now()
+                }),
+                metadata: NewMetadata {
+                    actor: Actor {
+                        kind: "user".into(),
+                        id: user_id.to_string(),
+                    },
+                    correlation_id: uuid::Uuid::now_v7(),
+                    causation_id: None,
+                    idempotency_key: None,
+                },
+            }],
+        )
+        .await
+        .expect("append reservation");
+    let path = format!("/marketplace/subscribe/{template}");
+    let blocked = app.post(&path, &user(email), json!({})).await;
+    blocked.assert_problem(409, "already_subscribed");
+    assert_eq!(blocked.body["subscription_id"], ghost.to_string());
+
+    app.clock.advance(chrono::TimeDelta::seconds(61));
+    let r = app.post(&path, &user(email), json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_ne!(r.body["subscription_id"], ghost.to_string());
+}
