@@ -7,9 +7,9 @@ use actix_web::web::{self, Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use basketry_domain::api_key_index::{self, ApiKeyIndexAggregate, AssignApiKey};
 use basketry_domain::basket::{
-    self, AddStrategy, BasketAggregate, BasketInput, CreateBasket, MarketplaceConfigInput,
-    PublishTemplate, RemoveStrategy, ReplaceStrategy, Strategy, StrategyInput, UnpublishTemplate,
-    UpdateBasket, UpdateBasketInput, UpdateMarketplaceConfig,
+    self, AddStrategy, BasketAggregate, BasketCommand, BasketInput, CreateBasket,
+    MarketplaceConfigInput, PublishTemplate, RemoveStrategy, ReplaceStrategy, Strategy,
+    StrategyInput, UnpublishTemplate, UpdateBasket, UpdateBasketInput, UpdateMarketplaceConfig,
 };
 use basketry_domain::partner::{
     self, ApiKeyStatus, GracePeriodHours, IssueApiKey, PartnerAggregate, PartnerCommand,
@@ -154,37 +154,101 @@ struct ReasonInput {
 
 fn reason(req: &HttpRequest, body: &Bytes) -> Result<Option<Reason>, ApiError> {
     let input: ReasonInput = parse_body(req, body)?;
-    input
-        .reason
-        .as_deref()
-        .map(Reason::parse)
+    parse_reason(input.reason.as_deref())
+}
+
+/// An optional free-text reason, validated.
+fn parse_reason(text: Option<&str>) -> Result<Option<Reason>, ApiError> {
+    text.map(Reason::parse)
         .transpose()
         .map_err(|e| ValidationErrors::single("reason", e.to_string()).into())
 }
 
-// ------------------------------------------------------------------ baskets
+// ------------------------------------------------- baskets and templates
 
-async fn load_basket(state: &AppState, raw: &str) -> Result<(BasketId, StreamId), ApiError> {
-    let id = BasketId::from_uuid(path_uuid(raw, "basket")?);
-    let _ = state;
-    Ok((id, stream(basket::stream_name(&id))?))
+/// Who may send a basket command (the domain still checks ownership).
+#[derive(Clone, Copy)]
+enum Access {
+    /// Any person; the domain answers 404 to anyone but the owner.
+    Person,
+    /// Admins only (template commands).
+    Admin,
 }
 
-fn basket_reply(
-    executed: crate::command::Executed<basket::BasketState, basket::BasketEvent>,
+/// What a basket command answers with.
+enum Render {
+    /// The basket with its strategies.
+    Basket,
+    /// The marketplace template.
+    Template,
+    /// One strategy of the basket.
+    Strategy(StrategyId),
+}
+
+/// A body that must be empty or `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoInput {}
+
+/// Runs one command on the basket `raw_id`: checks the principal, reads the
+/// body as `I`, lets `make` build the command, executes it and renders the
+/// basket as it now is (201 when `created`).
+#[allow(clippy::too_many_arguments)]
+async fn basket_command<I, F>(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    raw_id: &str,
+    body: Bytes,
+    access: Access,
     created: bool,
-) -> Result<Reply, ApiError> {
-    let b = executed
-        .state
-        .basket
-        .as_ref()
-        .ok_or(ApiError::NotFound { what: "basket" })?;
-    let body = views::basket(b);
-    Ok(if created {
-        Reply::created(body, executed.position)
-    } else {
-        Reply::ok(body, executed.position)
+    make: F,
+) -> HttpResponse
+where
+    I: serde::de::DeserializeOwned,
+    F: FnOnce(&CommandMeta, I) -> Result<(BasketCommand, Render), ApiError>,
+{
+    run(state, req, principal, body, |meta, body| async move {
+        match access {
+            Access::Person => person(principal).map(|_| ())?,
+            Access::Admin => admin(principal).map(|_| ())?,
+        }
+        let id = BasketId::from_uuid(path_uuid(raw_id, "basket")?);
+        let input: I = parse_body(req, &body)?;
+        let (command, render) = make(&meta, input)?;
+        let s = stream(basket::stream_name(&id))?;
+        let executed =
+            execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| Ok(command.clone()))
+                .await?;
+        let b = executed
+            .state
+            .basket
+            .as_ref()
+            .ok_or(ApiError::NotFound { what: "basket" })?;
+        let body = match render {
+            Render::Basket => views::basket(b),
+            Render::Template => views::template(b),
+            Render::Strategy(strategy_id) => {
+                let s = b
+                    .strategies
+                    .iter()
+                    .find(|s| s.strategy_id == strategy_id)
+                    .ok_or(ApiError::NotFound { what: "strategy" })?;
+                let mut body = views::strategy(s);
+                if let Value::Object(map) = &mut body {
+                    map.insert("basket_id".into(), json!(b.basket_id));
+                    map.insert("basket_revision".into(), json!(b.revision));
+                }
+                body
+            }
+        };
+        Ok(if created {
+            Reply::created(body, executed.position)
+        } else {
+            Reply::ok(body, executed.position)
+        })
     })
+    .await
 }
 
 async fn create_basket(
@@ -193,25 +257,27 @@ async fn create_basket(
     principal: Principal,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, body| async move {
-        person(principal)?;
-        let input: BasketInput = parse_body(req, &body)?;
-        let basket_id = BasketId::from_uuid(Uuid::now_v7());
-        let command = CreateBasket::from_input(
-            meta.actor.clone(),
-            basket_id,
-            &input,
-            || StrategyId::from_uuid(Uuid::now_v7()),
-            meta.now,
-        )?;
-        let s = stream(basket::stream_name(&basket_id))?;
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(command.clone().into())
-        })
-        .await?;
-        basket_reply(executed, true)
-    })
+    let basket_id = BasketId::from_uuid(Uuid::now_v7());
+    let raw_id = basket_id.to_string();
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &raw_id,
+        body,
+        Access::Person,
+        true,
+        |meta, input: BasketInput| {
+            let command = CreateBasket::from_input(
+                meta.actor.clone(),
+                basket_id,
+                &input,
+                || StrategyId::from_uuid(Uuid::now_v7()),
+                meta.now,
+            )?;
+            Ok((command.into(), Render::Basket))
+        },
+    )
     .await
 }
 
@@ -222,46 +288,20 @@ async fn update_basket(
     path: Path<String>,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, body| async move {
-        person(principal)?;
-        let (_, s) = load_basket(state, &path).await?;
-        let input: UpdateBasketInput = parse_body(req, &body)?;
-        let command = UpdateBasket::from_input(meta.actor.clone(), &input, meta.now)?;
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(command.clone().into())
-        })
-        .await?;
-        basket_reply(executed, false)
-    })
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &path,
+        body,
+        Access::Person,
+        false,
+        |meta, input: UpdateBasketInput| {
+            let command = UpdateBasket::from_input(meta.actor.clone(), &input, meta.now)?;
+            Ok((command.into(), Render::Basket))
+        },
+    )
     .await
-}
-
-fn strategy_reply(
-    executed: crate::command::Executed<basket::BasketState, basket::BasketEvent>,
-    strategy_id: StrategyId,
-    created: bool,
-) -> Result<Reply, ApiError> {
-    let b = executed
-        .state
-        .basket
-        .as_ref()
-        .ok_or(ApiError::NotFound { what: "basket" })?;
-    let s = b
-        .strategies
-        .iter()
-        .find(|s| s.strategy_id == strategy_id)
-        .ok_or(ApiError::NotFound { what: "strategy" })?;
-    let mut body = views::strategy(s);
-    if let Value::Object(map) = &mut body {
-        map.insert("basket_id".into(), json!(b.basket_id));
-        map.insert("basket_revision".into(), json!(b.revision));
-    }
-    Ok(if created {
-        Reply::created(body, executed.position)
-    } else {
-        Reply::ok(body, executed.position)
-    })
 }
 
 async fn add_strategy(
@@ -271,24 +311,24 @@ async fn add_strategy(
     path: Path<String>,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, body| async move {
-        person(principal)?;
-        let (_, s) = load_basket(state, &path).await?;
-        let input: StrategyInput = parse_body(req, &body)?;
-        let strategy_id = StrategyId::from_uuid(Uuid::now_v7());
-        let strategy = Strategy::parse(strategy_id, &input)?;
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(AddStrategy {
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &path,
+        body,
+        Access::Person,
+        true,
+        |meta, input: StrategyInput| {
+            let strategy_id = StrategyId::from_uuid(Uuid::now_v7());
+            let command = AddStrategy {
                 actor: meta.actor.clone(),
-                strategy: strategy.clone(),
+                strategy: Strategy::parse(strategy_id, &input)?,
                 now: meta.now,
-            }
-            .into())
-        })
-        .await?;
-        strategy_reply(executed, strategy_id, true)
-    })
+            };
+            Ok((command.into(), Render::Strategy(strategy_id)))
+        },
+    )
     .await
 }
 
@@ -299,24 +339,25 @@ async fn replace_strategy(
     path: Path<(String, String)>,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, body| async move {
-        person(principal)?;
-        let (_, s) = load_basket(state, &path.0).await?;
-        let strategy_id = StrategyId::from_uuid(path_uuid(&path.1, "strategy")?);
-        let input: StrategyInput = parse_body(req, &body)?;
-        let strategy = Strategy::parse(strategy_id, &input)?;
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(ReplaceStrategy {
+    let (basket_id, strategy_id) = path.into_inner();
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &basket_id,
+        body,
+        Access::Person,
+        false,
+        |meta, input: StrategyInput| {
+            let strategy_id = StrategyId::from_uuid(path_uuid(&strategy_id, "strategy")?);
+            let command = ReplaceStrategy {
                 actor: meta.actor.clone(),
-                strategy: strategy.clone(),
+                strategy: Strategy::parse(strategy_id, &input)?,
                 now: meta.now,
-            }
-            .into())
-        })
-        .await?;
-        strategy_reply(executed, strategy_id, false)
-    })
+            };
+            Ok((command.into(), Render::Strategy(strategy_id)))
+        },
+    )
     .await
 }
 
@@ -327,42 +368,25 @@ async fn remove_strategy(
     path: Path<(String, String)>,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, _| async move {
-        person(principal)?;
-        let (_, s) = load_basket(state, &path.0).await?;
-        let strategy_id = StrategyId::from_uuid(path_uuid(&path.1, "strategy")?);
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(RemoveStrategy {
+    let (basket_id, strategy_id) = path.into_inner();
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &basket_id,
+        body,
+        Access::Person,
+        false,
+        |meta, _: NoInput| {
+            let command = RemoveStrategy {
                 actor: meta.actor.clone(),
-                strategy_id,
+                strategy_id: StrategyId::from_uuid(path_uuid(&strategy_id, "strategy")?),
                 now: meta.now,
-            }
-            .into())
-        })
-        .await?;
-        basket_reply(executed, false)
-    })
+            };
+            Ok((command.into(), Render::Basket))
+        },
+    )
     .await
-}
-
-// ---------------------------------------------------------------- templates
-
-fn template_reply(
-    executed: crate::command::Executed<basket::BasketState, basket::BasketEvent>,
-    created: bool,
-) -> Result<Reply, ApiError> {
-    let b = executed
-        .state
-        .basket
-        .as_ref()
-        .ok_or(ApiError::NotFound { what: "template" })?;
-    let body = views::template(b);
-    Ok(if created {
-        Reply::created(body, executed.position)
-    } else {
-        Reply::ok(body, executed.position)
-    })
 }
 
 async fn publish_template(
@@ -372,18 +396,19 @@ async fn publish_template(
     path: Path<String>,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, body| async move {
-        admin(principal)?;
-        let (_, s) = load_basket(state, &path).await?;
-        let input: MarketplaceConfigInput = parse_body(req, &body)?;
-        let command = PublishTemplate::from_input(meta.actor.clone(), &input, meta.now)?;
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(command.clone().into())
-        })
-        .await?;
-        template_reply(executed, true)
-    })
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &path,
+        body,
+        Access::Admin,
+        true,
+        |meta, input: MarketplaceConfigInput| {
+            let command = PublishTemplate::from_input(meta.actor.clone(), &input, meta.now)?;
+            Ok((command.into(), Render::Template))
+        },
+    )
     .await
 }
 
@@ -394,18 +419,20 @@ async fn update_template(
     path: Path<String>,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, body| async move {
-        admin(principal)?;
-        let (_, s) = load_basket(state, &path).await?;
-        let input: MarketplaceConfigInput = parse_body(req, &body)?;
-        let command = UpdateMarketplaceConfig::from_input(meta.actor.clone(), &input, meta.now)?;
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(command.clone().into())
-        })
-        .await?;
-        template_reply(executed, false)
-    })
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &path,
+        body,
+        Access::Admin,
+        false,
+        |meta, input: MarketplaceConfigInput| {
+            let command =
+                UpdateMarketplaceConfig::from_input(meta.actor.clone(), &input, meta.now)?;
+            Ok((command.into(), Render::Template))
+        },
+    )
     .await
 }
 
@@ -416,21 +443,29 @@ async fn unpublish_template(
     path: Path<String>,
     Body(body): Body,
 ) -> HttpResponse {
-    let (state, req, principal) = (&state, &req, &principal);
-    run(state, req, principal, body, |meta, _| async move {
-        admin(principal)?;
-        let (_, s) = load_basket(state, &path).await?;
-        let executed = execute::<BasketAggregate, _>(state.store.as_ref(), &s, &meta, |_| {
-            Ok(UnpublishTemplate {
+    basket_command(
+        &state,
+        &req,
+        &principal,
+        &path,
+        body,
+        Access::Admin,
+        false,
+        |meta, input: ReasonInput| {
+            let reason = input
+                .reason
+                .as_deref()
+                .map(Reason::parse)
+                .transpose()
+                .map_err(|e| ValidationErrors::single("reason", e.to_string()))?;
+            let command = UnpublishTemplate {
                 actor: meta.actor.clone(),
-                reason: None,
+                reason,
                 now: meta.now,
-            }
-            .into())
-        })
-        .await?;
-        template_reply(executed, false)
-    })
+            };
+            Ok((command.into(), Render::Template))
+        },
+    )
     .await
 }
 
