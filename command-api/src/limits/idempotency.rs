@@ -346,85 +346,93 @@ where
     })
 }
 
-#[async_trait]
-impl IdempotencyStore for SqliteIdempotencyStore {
-    async fn begin(
-        &self,
-        principal: &str,
-        key: &str,
-        request_fingerprint: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Begin, IdempotencyError> {
-        validate_key(key)?;
-        let cutoffs = Cutoffs::at(now, self.in_flight_timeout);
-        for _ in 0..BEGIN_ATTEMPTS {
-            let claimed = sqlx::query(CLAIM)
-                .bind(principal)
-                .bind(key)
-                .bind(request_fingerprint)
-                .bind(micros(now))
-                .bind(micros(cutoffs.expired))
-                .bind(micros(cutoffs.stale))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(sqlite_unavailable)?;
-            if claimed.is_some() {
-                return Ok(Begin::Proceed);
+/// The one implementation of [`IdempotencyStore`] over a sqlx pool; the
+/// backends differ only in how instants are bound and errors named.
+macro_rules! sql_idempotency_store {
+    ($store:ty, $time:ident, $unavailable:ident) => {
+        #[async_trait]
+        impl IdempotencyStore for $store {
+            async fn begin(
+                &self,
+                principal: &str,
+                key: &str,
+                request_fingerprint: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Begin, IdempotencyError> {
+                validate_key(key)?;
+                let cutoffs = Cutoffs::at(now, self.in_flight_timeout);
+                for _ in 0..BEGIN_ATTEMPTS {
+                    let claimed = sqlx::query(CLAIM)
+                        .bind(principal)
+                        .bind(key)
+                        .bind(request_fingerprint)
+                        .bind($time(now))
+                        .bind($time(cutoffs.expired))
+                        .bind($time(cutoffs.stale))
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($unavailable)?;
+                    if claimed.is_some() {
+                        return Ok(Begin::Proceed);
+                    }
+                    let existing = sqlx::query(SELECT)
+                        .bind(principal)
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err($unavailable)?;
+                    if let Some(row) = existing {
+                        return decode_existing(&row)?.decide(request_fingerprint);
+                    }
+                }
+                // The key keeps being claimed and released under us: tell the client
+                // to retry rather than run unprotected.
+                Ok(Begin::InFlight)
             }
-            let existing = sqlx::query(SELECT)
-                .bind(principal)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(sqlite_unavailable)?;
-            if let Some(row) = existing {
-                return decode_existing(&row)?.decide(request_fingerprint);
+
+            async fn complete(
+                &self,
+                principal: &str,
+                key: &str,
+                response: &StoredResponse,
+                now: DateTime<Utc>,
+            ) -> Result<(), IdempotencyError> {
+                sqlx::query(COMPLETE)
+                    .bind(principal)
+                    .bind(key)
+                    .bind($time(now))
+                    .bind(i32::from(response.status))
+                    .bind(Json(&response.headers))
+                    .bind(&response.body)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($unavailable)?;
+                Ok(())
+            }
+
+            async fn abandon(&self, principal: &str, key: &str) -> Result<(), IdempotencyError> {
+                sqlx::query(ABANDON)
+                    .bind(principal)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err($unavailable)?;
+                Ok(())
+            }
+
+            async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, IdempotencyError> {
+                let done = sqlx::query(PURGE)
+                    .bind($time(now - RETENTION))
+                    .execute(&self.pool)
+                    .await
+                    .map_err($unavailable)?;
+                Ok(done.rows_affected())
             }
         }
-        // The key keeps being claimed and released under us: tell the client
-        // to retry rather than run unprotected.
-        Ok(Begin::InFlight)
-    }
-
-    async fn complete(
-        &self,
-        principal: &str,
-        key: &str,
-        response: &StoredResponse,
-        now: DateTime<Utc>,
-    ) -> Result<(), IdempotencyError> {
-        sqlx::query(COMPLETE)
-            .bind(principal)
-            .bind(key)
-            .bind(micros(now))
-            .bind(i32::from(response.status))
-            .bind(Json(&response.headers))
-            .bind(&response.body)
-            .execute(&self.pool)
-            .await
-            .map_err(sqlite_unavailable)?;
-        Ok(())
-    }
-
-    async fn abandon(&self, principal: &str, key: &str) -> Result<(), IdempotencyError> {
-        sqlx::query(ABANDON)
-            .bind(principal)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(sqlite_unavailable)?;
-        Ok(())
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, IdempotencyError> {
-        let done = sqlx::query(PURGE)
-            .bind(micros(now - RETENTION))
-            .execute(&self.pool)
-            .await
-            .map_err(sqlite_unavailable)?;
-        Ok(done.rows_affected())
-    }
+    };
 }
+
+sql_idempotency_store!(SqliteIdempotencyStore, micros, sqlite_unavailable);
 
 /// Idempotency records in PostgreSQL, shared by every command API instance.
 #[derive(Debug, Clone)]
@@ -475,84 +483,7 @@ fn pg_unavailable(e: sqlx::Error) -> IdempotencyError {
     IdempotencyError::Unavailable(format!("PostgreSQL: {e}"))
 }
 
-#[async_trait]
-impl IdempotencyStore for PostgresIdempotencyStore {
-    async fn begin(
-        &self,
-        principal: &str,
-        key: &str,
-        request_fingerprint: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Begin, IdempotencyError> {
-        validate_key(key)?;
-        let cutoffs = Cutoffs::at(now, self.in_flight_timeout);
-        for _ in 0..BEGIN_ATTEMPTS {
-            let claimed = sqlx::query(CLAIM)
-                .bind(principal)
-                .bind(key)
-                .bind(request_fingerprint)
-                .bind(pg_time(now))
-                .bind(pg_time(cutoffs.expired))
-                .bind(pg_time(cutoffs.stale))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(pg_unavailable)?;
-            if claimed.is_some() {
-                return Ok(Begin::Proceed);
-            }
-            let existing = sqlx::query(SELECT)
-                .bind(principal)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(pg_unavailable)?;
-            if let Some(row) = existing {
-                return decode_existing(&row)?.decide(request_fingerprint);
-            }
-        }
-        // See the SQLite store.
-        Ok(Begin::InFlight)
-    }
-
-    async fn complete(
-        &self,
-        principal: &str,
-        key: &str,
-        response: &StoredResponse,
-        now: DateTime<Utc>,
-    ) -> Result<(), IdempotencyError> {
-        sqlx::query(COMPLETE)
-            .bind(principal)
-            .bind(key)
-            .bind(pg_time(now))
-            .bind(i32::from(response.status))
-            .bind(Json(&response.headers))
-            .bind(&response.body)
-            .execute(&self.pool)
-            .await
-            .map_err(pg_unavailable)?;
-        Ok(())
-    }
-
-    async fn abandon(&self, principal: &str, key: &str) -> Result<(), IdempotencyError> {
-        sqlx::query(ABANDON)
-            .bind(principal)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(pg_unavailable)?;
-        Ok(())
-    }
-
-    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, IdempotencyError> {
-        let done = sqlx::query(PURGE)
-            .bind(pg_time(now - RETENTION))
-            .execute(&self.pool)
-            .await
-            .map_err(pg_unavailable)?;
-        Ok(done.rows_affected())
-    }
-}
+sql_idempotency_store!(PostgresIdempotencyStore, pg_time, pg_unavailable);
 
 #[cfg(test)]
 mod tests {
