@@ -203,6 +203,9 @@ impl FromRequest for Principal {
             let principal = authenticate(&state, req.headers(), Utc::now()).await?;
             let mut extensions = req.extensions_mut();
             if let Principal::Partner(partner) = &principal {
+                if let Some(usage) = req.app_data::<web::Data<crate::auth::usage::UsageLog>>() {
+                    usage.record(partner.api_key_id, Utc::now());
+                }
                 extensions.insert(partner.clone());
             }
             extensions.insert(principal.clone());

@@ -27,6 +27,7 @@ pub mod jwt;
 pub mod partner;
 #[cfg(test)]
 mod testing;
+pub mod usage;
 
 use basketry_domain::partner::Permission;
 
