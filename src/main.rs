@@ -48,10 +48,27 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         ttl_hours: u64,
     },
+    /// Billing.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
     /// Inspect the event store.
     Store {
         #[command(subcommand)]
         command: StoreCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// Charge every due period of every ACTIVE subscription, each exactly
+    /// once however often this runs (same path as POST /admin/billing/run).
+    Run {
+        /// Charge periods started by this instant (RFC 3339; default now,
+        /// never later than now).
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -97,6 +114,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .map_err(|e| anyhow::anyhow!("minting a token: {e}"))?;
             println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Billing {
+            command: BillingCommand::Run { as_of },
+        } => {
+            let store = basketry_store::connect(&settings.event_store_url()?)
+                .await
+                .context("opening the event store")?;
+            let now = chrono::Utc::now();
+            let as_of = as_of.unwrap_or(now);
+            anyhow::ensure!(as_of <= now, "--as-of must not be in the future");
+            let meta = basketry_command_api::command::CommandMeta {
+                actor: basketry_domain::Actor::System,
+                correlation_id: uuid::Uuid::now_v7(),
+                idempotency_key: None,
+                now,
+            };
+            let report = basketry_command_api::billing::run(store.as_ref(), &meta, as_of)
+                .await
+                .map_err(|e| anyhow::anyhow!("billing run: {e}"))?;
+            println!(
+                "billing run as of {}: {} subscriptions examined, {} charged, {} charges, {} minor units",
+                basketry_store::chain::format_timestamp(&as_of),
+                report.subscriptions_examined,
+                report.subscriptions_charged,
+                report.charges,
+                report.amount_charged
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Store { command } => {

@@ -97,3 +97,16 @@ async fn store_verify_passes_on_an_untouched_log_and_names_a_tampered_event() {
     );
     assert!(out.contains("1 broken chains"), "{out}");
 }
+
+#[tokio::test]
+async fn billing_run_refuses_a_future_as_of_and_reports_counts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (code, out) = basketry(dir.path(), &["billing", "run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 subscriptions examined"), "{out}");
+    let (code, _) = basketry(
+        dir.path(),
+        &["billing", "run", "--as-of", "2999-01-01T00:00:00Z"],
+    );
+    assert_ne!(code, 0, "a future as_of is refused");
+}
