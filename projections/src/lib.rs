@@ -1,6 +1,197 @@
-//! Basketry projections: the projector runtime (consume the global log from a
-//! checkpoint, apply and checkpoint in one transaction, rebuild from zero)
-//! and the read-model schema with its sqlx migrations.
+//! Basketry projections: the projector runtime (consume the global log from
+//! a checkpoint, apply a batch and write the checkpoint in one transaction,
+//! rebuild from zero), the read-model schema with its sqlx migrations, and
+//! the projectors that fill it.
 //!
-//! Empty until the projections issue lands; the crate exists so the
-//! workspace has its final shape and dependency direction from the start.
+//! Read models live in SQLite (embedded default) or PostgreSQL, reached
+//! through sqlx's `Any` driver with one portable schema
+//! (`migrations/`): see [`db`].
+//!
+//! Wiring, as `basketry serve` does it: open the read database with
+//! [`db::open`], build a [`ProjectorRuntime`] over the event store, that pool
+//! and [`projectors::all`], and spawn [`ProjectorRuntime::run`]; call
+//! [`ProjectorRuntime::stop`] on shutdown. `/metrics` and `/readyz` read
+//! [`ProjectorRuntime::status`]; `basketry projections rebuild [NAME]` calls
+//! [`ProjectorRuntime::rebuild`]; a process that does not run the projectors
+//! (the query role) can follow their progress with [`runtime::checkpoints`].
+
+#![warn(missing_docs)]
+
+pub mod db;
+pub mod projectors;
+pub mod runtime;
+
+pub use runtime::{
+    Checkpoint, FailingProjector, ProjectorRuntime, ProjectorStatus, RuntimeConfig, StopHandle,
+};
+
+use basketry_store::{RecordedEvent, StoreError};
+use sqlx::AnyConnection;
+
+/// A named consumer of the global log that keeps some read-model tables.
+///
+/// `apply` runs inside the batch transaction the runtime opened; the runtime
+/// writes the projector's checkpoint in the same transaction, so an event is
+/// applied exactly once across crashes. Projectors copy what events carry;
+/// they never re-run business rules, so a rebuild from position zero gives
+/// identical rows.
+#[async_trait::async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name: the checkpoint key and the CLI argument.
+    fn name(&self) -> &'static str;
+
+    /// The tables this projector alone writes (emptied by a rebuild and
+    /// compared by audits).
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Applies one event (ignoring the types it does not care about).
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError>;
+}
+
+/// Why a projector could not make progress.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The read database failed or refused a statement.
+    #[error("read database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The event store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event does not decode through the domain's upcasters.
+    #[error("event {event_id} ({event_type}) does not decode: {reason}")]
+    Decode {
+        /// The event.
+        event_id: uuid::Uuid,
+        /// Its stored type.
+        event_type: String,
+        /// What the domain's decoder said.
+        reason: String,
+    },
+    /// An event refers to a read-model row that its history never created
+    /// (e.g. a strategy added to a basket the log never created). A correct
+    /// log cannot contain one, so the projector stops rather than guess.
+    #[error("event {event_id} ({event_type}) does not fit the read model: {reason}")]
+    Inconsistent {
+        /// The event.
+        event_id: uuid::Uuid,
+        /// Its stored type.
+        event_type: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// Another runner (a rebuild, or a second instance of the projector)
+    /// moved the checkpoint while this batch was being applied; the batch
+    /// was rolled back and the runner resumes from the new checkpoint.
+    #[error("checkpoint of projector {projector} moved under this batch")]
+    CheckpointMoved {
+        /// The projector whose checkpoint moved.
+        projector: String,
+    },
+    /// No projector has that name.
+    #[error("unknown projector {0}")]
+    UnknownProjector(String),
+    /// The read database URL is not one this crate can open.
+    #[error("invalid read database URL: {0}")]
+    InvalidUrl(String),
+    /// The read-model migrations could not be applied.
+    #[error("read database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A failure injected by a test (crash simulation).
+    #[error("injected failure: {0}")]
+    Injected(String),
+}
+
+impl ProjectionError {
+    /// A [`ProjectionError::Inconsistent`] about `event`.
+    pub fn inconsistent(event: &RecordedEvent, reason: impl Into<String>) -> Self {
+        ProjectionError::Inconsistent {
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Decodes `event` as one of the enum `E`'s types, through the domain's
+/// upcasters.
+///
+/// `Ok(None)` when `E` has no event of that type (another aggregate's event,
+/// or a type from a newer build that this projector does not know: skipped,
+/// so an unknown type never stalls a projector). A type `E` knows whose data
+/// does not decode is an error: copying half-understood facts into a read
+/// model would be worse than stopping.
+pub fn decode<E: basketry_domain::DomainEvent>(
+    event: &RecordedEvent,
+) -> Result<Option<E>, ProjectionError> {
+    if E::current_version(&event.event_type).is_none() {
+        return Ok(None);
+    }
+    E::from_stored(&event.event_type, event.schema_version, event.data.clone())
+        .map(Some)
+        .map_err(|e| ProjectionError::Decode {
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use basketry_domain::BasketEvent;
+    use basketry_store::{Actor, EventMetadata, Position, Revision, StreamId};
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn recorded(event_type: &str, schema_version: u32, data: Value) -> RecordedEvent {
+        RecordedEvent {
+            event_id: uuid::Uuid::now_v7(),
+            stream_id: StreamId::parse("basket-x").unwrap(),
+            revision: Revision(0),
+            position: Position::sequence(1),
+            event_type: event_type.into(),
+            schema_version,
+            data,
+            metadata: EventMetadata {
+                actor: Actor {
+                    kind: "system".into(),
+                    id: "test".into(),
+                },
+                correlation_id: uuid::Uuid::now_v7(),
+                causation_id: None,
+                idempotency_key: None,
+                recorded_at: chrono::Utc::now(),
+                prev_hash: String::new(),
+                hash: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn types_of_other_aggregates_and_unknown_types_are_not_decoded() {
+        for event_type in ["SubscribedToTemplate", "SomethingFromTheFuture"] {
+            let e = recorded(event_type, 1, json!({}));
+            assert!(decode::<BasketEvent>(&e).unwrap().is_none(), "{event_type}");
+        }
+    }
+
+    #[test]
+    fn a_known_type_that_does_not_decode_is_an_error() {
+        let malformed = recorded("BasketCreated", 1, json!({"nonsense": true}));
+        let newer = recorded("TemplateUnpublished", 7, json!({}));
+        for e in [malformed, newer] {
+            match decode::<BasketEvent>(&e) {
+                Err(ProjectionError::Decode {
+                    event_id,
+                    event_type,
+                    ..
+                }) => assert_eq!((event_id, event_type), (e.event_id, e.event_type.clone())),
+                other => panic!("expected a decode error, got {other:?}"),
+            }
+        }
+    }
+}
