@@ -1,5 +1,127 @@
-//! Basketry query API (actix-web): read endpoints over the read models, with
-//! cursor paging and read-your-writes waiting.
+//! Basketry query API (actix-web): the read endpoints of SPEC §4's Queries
+//! table over the read models the projectors keep
+//! (`projections/migrations`), with keyset paging, partner rate limits and
+//! read-your-writes waiting.
 //!
-//! Empty until the projections issue lands; the crate exists so the
-//! workspace has its final shape and dependency direction from the start.
+//! * [`configure`] registers every route on an app beside the command API;
+//!   the application also registers `web::Data<AuthState>` (the
+//!   [`basketry_command_api::auth::Principal`] extractor reads it);
+//! * [`marketplace`] — browsing templates, template details and the
+//!   admin's templates;
+//! * [`baskets`] — a person's own baskets;
+//! * [`subscriptions`] — users' and partners' subscriptions, and template
+//!   subscribers for executors;
+//! * [`ledger`] — the revenue-share ledger, CSV export and monthly
+//!   statements with their digest (the canonical form is documented there);
+//! * [`api_keys`] — partner keys, admin view;
+//! * [`request`] — what every query goes through: rate limits for
+//!   partners, the `X-Consistency-Token` wait, rendering;
+//! * [`consistency`] — the `X-Consistency-Token` wait;
+//! * [`paging`] — `limit` and opaque keyset cursors;
+//! * [`params`] — strict query-string and path parameters;
+//! * [`rows`] — the portable SQL builder and column readers;
+//! * [`error`] — the one place query errors become problem+json.
+//!
+//! Every query runs through sqlx's `Any` driver with portable SQL, so the
+//! same code serves SQLite (embedded) and PostgreSQL (production).
+
+pub mod api_keys;
+pub mod baskets;
+pub mod consistency;
+pub mod error;
+pub mod ledger;
+pub mod marketplace;
+pub mod paging;
+pub mod params;
+pub mod request;
+pub mod rows;
+pub mod subscriptions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use basketry_command_api::limits::RateLimiter;
+use sqlx::AnyPool;
+
+pub use error::QueryError;
+
+/// How long a query with `X-Consistency-Token` waits by default (SPEC §4).
+pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(3);
+
+/// What the query side needs from the process; register it with
+/// [`configure`].
+pub struct QueryState {
+    /// The read-model database (SQLite or PostgreSQL through `Any`).
+    pub db: AnyPool,
+    /// Partner rate limits: the same instance as the command API's, so a
+    /// partner's quota spans both APIs.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Longest wait for the projectors to reach a consistency token before
+    /// answering 503 (3 s in production, see [`DEFAULT_CONSISTENCY_WAIT`]).
+    pub consistency_wait: Duration,
+    /// Names of the projectors a consistency token waits for; a projector
+    /// that has not checkpointed yet counts as behind. Empty: whichever have
+    /// checkpointed.
+    pub projectors: Vec<String>,
+}
+
+/// Registers the query routes and `state` on an app. `web::Data<AuthState>`
+/// must be registered too (the command API's `configure` does it).
+///
+/// Routes are registered with method guards on their resources, so they
+/// sit beside the command API's routes on the same paths (`GET /baskets`
+/// and `POST /baskets`).
+pub fn configure(state: web::Data<QueryState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(state)
+            .route(
+                "/marketplace/templates",
+                web::get().to(marketplace::list_templates),
+            )
+            .route(
+                "/marketplace/templates/{id}",
+                web::get().to(marketplace::get_template),
+            )
+            .route(
+                "/admin/marketplace/templates",
+                web::get().to(marketplace::admin_templates),
+            )
+            .route(
+                "/execution/templates/{id}/subscribers",
+                web::get().to(subscriptions::template_subscribers),
+            )
+            .route("/baskets", web::get().to(baskets::list_baskets))
+            .route("/baskets/{id}", web::get().to(baskets::get_basket))
+            .route(
+                "/user/subscriptions",
+                web::get().to(subscriptions::list_user_subscriptions),
+            )
+            .route(
+                "/user/subscriptions/{id}",
+                web::get().to(subscriptions::get_user_subscription),
+            )
+            .route(
+                "/partner/subscriptions",
+                web::get().to(subscriptions::list_partner_subscriptions),
+            )
+            .route(
+                "/partner/subscriptions/{id}",
+                web::get().to(subscriptions::get_partner_subscription),
+            )
+            .route("/partner/ledger", web::get().to(ledger::partner_ledger))
+            .route(
+                "/partner/statements/{month}",
+                web::get().to(ledger::partner_statement),
+            )
+            .route("/admin/ledger", web::get().to(ledger::admin_ledger))
+            .route(
+                "/admin/partner-api-keys",
+                web::get().to(api_keys::list_api_keys),
+            )
+            .route(
+                "/admin/partner-api-keys/{id}",
+                web::get().to(api_keys::get_api_key),
+            );
+    }
+}

@@ -1,0 +1,290 @@
+//! The marketplace: browsing templates, one template's details, and the
+//! admin's own templates.
+//!
+//! # `GET /marketplace/templates`
+//! Any person; a partner needs `marketplace:read`. PUBLIC, enabled
+//! templates. Filters: `category` (the marketplace category), `difficulty_level`,
+//! `tag`, `pricing_type` (identifiers and enumerations in any case), `q`
+//! (case-insensitive substring of the name; `%` and `_` match themselves).
+//! `sort`: `popular` (default; `subscriber_count` descending), `newest`
+//! (first publication, latest first) or `price` (`monthly_fee` ascending);
+//! `template_id` breaks ties, so paging is deterministic.
+//! Reply: `{"templates": [item…], "next_cursor"}` with items
+//! `{template_id, basket_id, name, description, category, difficulty_level,
+//! tags, pricing {type, monthly_fee, currency}, visibility, enabled,
+//! is_template, subscriber_count, strategy_count, basket_revision,
+//! published_at}`.
+//!
+//! # `GET /marketplace/templates/{id}`
+//! The item plus `strategies`, `performance_metrics` (`null` if none) and
+//! `updated_at`. Strategies are previews (`strategy_id, name, underlying,
+//! product, entry_time, exit_time, trading_days, leg_count`) except for the
+//! owner, admins and executors, who get full strategies (legs, stop loss,
+//! target) plus `leg_count`. An enabled template is served by id whatever
+//! its visibility (PRIVATE templates are subscribable by id). A disabled
+//! template is 404 except to the owner and admins; a basket never
+//! published is 404 except to its owner (admins do not read other people's
+//! unpublished baskets: ADR 0005).
+//!
+//! # `GET /admin/marketplace/templates`
+//! Admins: their own baskets that have ever been published, enabled or
+//! not, latest first publication first; items as above.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use basketry_command_api::auth::Principal;
+use basketry_domain::partner::Permission;
+use serde_json::{json, Value};
+
+use crate::baskets::{fetch_basket, full_strategies, strategy_previews, BasketRow, BASKET_COLUMNS};
+use crate::error::QueryError;
+use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
+use crate::params::{path_uuid, Params};
+use crate::request::{run, Reply, Viewer};
+use crate::rows::{like_escape, Sql};
+use crate::QueryState;
+
+/// `sort=popular`.
+const POPULAR: Ordering = Ordering {
+    name: "templates.popular",
+    keys: &[
+        ("b.subscriber_count", Dir::Desc, Kind::Int),
+        ("b.basket_id", Dir::Asc, Kind::Text),
+    ],
+};
+
+/// `sort=newest`.
+const NEWEST: Ordering = Ordering {
+    name: "templates.newest",
+    keys: &[
+        ("COALESCE(b.published_position, 0)", Dir::Desc, Kind::Int),
+        ("b.basket_id", Dir::Asc, Kind::Text),
+    ],
+};
+
+/// `sort=price`.
+const PRICE: Ordering = Ordering {
+    name: "templates.price",
+    keys: &[
+        ("COALESCE(b.monthly_fee, 0)", Dir::Asc, Kind::Int),
+        ("b.basket_id", Dir::Asc, Kind::Text),
+    ],
+};
+
+/// The admin's templates, latest first publication first.
+const ADMIN: Ordering = Ordering {
+    name: "admin_templates",
+    keys: &[
+        ("COALESCE(b.published_position, 0)", Dir::Desc, Kind::Int),
+        ("b.basket_id", Dir::Asc, Kind::Text),
+    ],
+};
+
+/// Longest `q` accepted.
+const MAX_SEARCH_CHARS: usize = 100;
+
+/// People browse; partners need `marketplace:read`.
+fn require_browse(principal: &Principal) -> Result<(), QueryError> {
+    if principal.partner().is_some() {
+        principal.require_partner_permission(Permission::MarketplaceRead)?;
+    }
+    Ok(())
+}
+
+fn key_of(ordering: &Ordering, b: &BasketRow) -> Vec<KeyValue> {
+    let first = match ordering.name {
+        "templates.popular" => b.subscriber_count,
+        "templates.price" => b.monthly_fee.unwrap_or(0),
+        _ => b.published_position.unwrap_or(0),
+    };
+    vec![KeyValue::Int(first), KeyValue::Text(b.basket_id.clone())]
+}
+
+async fn fetch_page(
+    state: &QueryState,
+    mut sql: Sql,
+    page: &PageRequest,
+) -> Result<Value, QueryError> {
+    page.push_tail(&mut sql);
+    let rows = sql.query().fetch_all(&state.db).await?;
+    let rows = rows
+        .iter()
+        .map(BasketRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let ordering = page.ordering;
+    let page = page.finish(rows, |b| key_of(&ordering, b));
+    Ok(json!({
+        "templates": page.rows.iter().map(BasketRow::template_item).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    }))
+}
+
+/// `GET /marketplace/templates`.
+pub async fn list_templates(
+    state: web::Data<QueryState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> HttpResponse {
+    run(&state, &req, &principal, || {
+        list_templates_query(&state, &req, &principal)
+    })
+    .await
+}
+
+async fn list_templates_query(
+    state: &QueryState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> Result<Reply, QueryError> {
+    require_browse(principal)?;
+    let params = Params::of(
+        req,
+        &[
+            "category",
+            "difficulty_level",
+            "tag",
+            "pricing_type",
+            "q",
+            "sort",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let ordering = match params.one_of("sort", &["POPULAR", "NEWEST", "PRICE"])? {
+        None | Some("POPULAR") => POPULAR,
+        Some("NEWEST") => NEWEST,
+        Some(_) => PRICE,
+    };
+    let page = PageRequest::from_params(&params, ordering)?;
+
+    let mut sql = Sql::new(&format!(
+        "SELECT {BASKET_COLUMNS} FROM rm_baskets b \
+         WHERE b.is_template = 1 AND b.visibility = 'PUBLIC'"
+    ));
+    if let Some(category) = params.identifier("category")? {
+        sql.push(" AND b.template_category = ").bind(category);
+    }
+    if let Some(level) = params.one_of(
+        "difficulty_level",
+        &["BEGINNER", "INTERMEDIATE", "ADVANCED"],
+    )? {
+        sql.push(" AND b.difficulty_level = ").bind(level);
+    }
+    if let Some(kind) = params.one_of("pricing_type", &["FREE", "PAID"])? {
+        sql.push(" AND b.pricing_type = ").bind(kind);
+    }
+    if let Some(tag) = params.identifier("tag")? {
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM rm_template_tags t \
+             WHERE t.template_id = b.basket_id AND t.tag = ",
+        )
+        .bind(tag)
+        .push(")");
+    }
+    if let Some(q) = params.get("q").map(str::trim).filter(|q| !q.is_empty()) {
+        if q.chars().count() > MAX_SEARCH_CHARS {
+            return Err(QueryError::invalid(
+                "q",
+                format!("must be at most {MAX_SEARCH_CHARS} characters"),
+            ));
+        }
+        let pattern = format!("%{}%", like_escape(&q.to_lowercase()));
+        sql.push(" AND LOWER(b.name) LIKE ")
+            .bind(pattern)
+            .push(" ESCAPE '\\'");
+    }
+    Ok(Reply::Json(fetch_page(state, sql, &page).await?))
+}
+
+/// `GET /admin/marketplace/templates`.
+pub async fn admin_templates(
+    state: web::Data<QueryState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> HttpResponse {
+    run(&state, &req, &principal, || {
+        admin_templates_query(&state, &req, &principal)
+    })
+    .await
+}
+
+async fn admin_templates_query(
+    state: &QueryState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> Result<Reply, QueryError> {
+    let admin = principal.require_admin()?;
+    let params = Params::of(req, &["limit", "cursor"])?;
+    let page = PageRequest::from_params(&params, ADMIN)?;
+    let mut sql = Sql::new(&format!(
+        "SELECT {BASKET_COLUMNS} FROM rm_baskets b \
+         WHERE b.published_position IS NOT NULL AND b.owner_id = "
+    ));
+    sql.bind(admin.user_id.to_string());
+    Ok(Reply::Json(fetch_page(state, sql, &page).await?))
+}
+
+/// `GET /marketplace/templates/{id}`.
+pub async fn get_template(
+    state: web::Data<QueryState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> HttpResponse {
+    run(&state, &req, &principal, || {
+        get_template_query(&state, &req, &principal)
+    })
+    .await
+}
+
+async fn get_template_query(
+    state: &QueryState,
+    req: &HttpRequest,
+    principal: &Principal,
+) -> Result<Reply, QueryError> {
+    require_browse(principal)?;
+    let id = path_uuid(req, "id", "template")?;
+    let viewer = Viewer::of(principal);
+    let basket = fetch_basket(state, &id)
+        .await?
+        .filter(|b| visible(&viewer, b))
+        .ok_or_else(|| QueryError::not_found("template"))?;
+    let privileged = viewer.owns(&basket.owner_id) || viewer.is_admin || viewer.is_executor;
+    let mut detail = basket.template_item();
+    if let Value::Object(map) = &mut detail {
+        let strategies = if privileged {
+            with_leg_counts(full_strategies(&basket.strategies))
+        } else {
+            strategy_previews(&basket.strategies)
+        };
+        map.insert("strategies".into(), strategies);
+        map.insert(
+            "performance_metrics".into(),
+            basket.performance_metrics.clone().unwrap_or(Value::Null),
+        );
+        map.insert("updated_at".into(), json!(basket.updated_at));
+    }
+    Ok(Reply::Json(detail))
+}
+
+/// Whether `viewer` may read `basket` as a template (module docs).
+fn visible(viewer: &Viewer, basket: &BasketRow) -> bool {
+    if basket.is_template {
+        true
+    } else if basket.ever_published() {
+        viewer.is_admin || viewer.owns(&basket.owner_id)
+    } else {
+        viewer.owns(&basket.owner_id)
+    }
+}
+
+/// Full strategies also say how many legs they have, like previews do.
+fn with_leg_counts(mut strategies: Value) -> Value {
+    if let Value::Array(items) = &mut strategies {
+        for s in items {
+            let legs = s.get("legs").and_then(Value::as_array).map_or(0, Vec::len);
+            if let Value::Object(map) = s {
+                map.insert("leg_count".into(), json!(legs));
+            }
+        }
+    }
+    strategies
+}

@@ -1,0 +1,148 @@
+//! What every query goes through, in order ([`run`]):
+//!
+//! 1. for a partner, one token from its per-minute and per-day buckets —
+//!    the limiter and the bucket key (`api_key_id`) are the command API's,
+//!    so one quota spans both APIs; `RateLimit-Policy` and `RateLimit` go on
+//!    whatever the response turns out to be, and an empty bucket is 429 with
+//!    `Retry-After`;
+//! 2. with an `X-Consistency-Token`, the wait for the projectors
+//!    ([`crate::consistency`]);
+//! 3. the handler, whose [`Reply`] is rendered as JSON or CSV, or whose
+//!    [`QueryError`] becomes problem+json.
+
+use std::future::Future;
+
+use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use basketry_command_api::auth::Principal;
+use basketry_command_api::error::ApiError;
+use basketry_command_api::limits::RateLimitPolicy;
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::consistency::{wait_for, Token};
+use crate::error::QueryError;
+use crate::QueryState;
+
+/// A successful query's body.
+#[derive(Debug)]
+pub enum Reply {
+    /// `application/json`.
+    Json(Value),
+    /// `text/csv; charset=utf-8`, with a suggested file name.
+    Csv {
+        /// The CSV text, header row first.
+        body: String,
+        /// `Content-Disposition` file name.
+        filename: String,
+    },
+}
+
+/// Runs `handler` for `principal` with rate limits and the consistency
+/// wait, and renders the outcome.
+pub async fn run<F, Fut>(
+    state: &QueryState,
+    req: &HttpRequest,
+    principal: &Principal,
+    handler: F,
+) -> HttpResponse
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Reply, QueryError>>,
+{
+    let mut extra = Vec::new();
+    if let Principal::Partner(partner) = principal {
+        let policy = RateLimitPolicy::from(&partner.rate_limits);
+        let key = partner.api_key_id.to_string();
+        match state.rate_limiter.acquire(&key, policy, Utc::now()).await {
+            Ok(decision) => {
+                extra.extend(header("ratelimit-policy", &decision.policy_header(&policy)));
+                extra.extend(header("ratelimit", &decision.ratelimit_header()));
+                if !decision.allowed {
+                    let refused = ApiError::RateLimited {
+                        retry_after_secs: decision.retry_after_secs.unwrap_or(1),
+                    };
+                    return with_headers(refused.error_response(), &extra);
+                }
+            }
+            Err(e) => return ApiError::from(e).error_response(),
+        }
+    }
+    let outcome = async {
+        if let Some(token) = Token::from_headers(req.headers())? {
+            wait_for(&state.db, token, state.consistency_wait, &state.projectors).await?;
+        }
+        handler().await
+    }
+    .await;
+    let response = match outcome {
+        Ok(reply) => render(reply),
+        Err(e) => e.error_response(),
+    };
+    with_headers(response, &extra)
+}
+
+fn render(reply: Reply) -> HttpResponse {
+    match reply {
+        Reply::Json(body) => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "application/json"))
+            // Read models are personal and change constantly.
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .body(body.to_string()),
+        Reply::Csv { body, filename } => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "text/csv; charset=utf-8"))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .insert_header((
+                "content-disposition",
+                format!("attachment; filename=\"{filename}\""),
+            ))
+            .body(body),
+    }
+}
+
+fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
+    HeaderValue::from_str(value)
+        .ok()
+        .map(|v| (HeaderName::from_static(name), v))
+}
+
+fn with_headers(mut response: HttpResponse, headers: &[(HeaderName, HeaderValue)]) -> HttpResponse {
+    for (name, value) in headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// Who is reading, as the read rules need it.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The person's `user_id` (lower-case hyphenated), `None` for a partner.
+    pub user_id: Option<String>,
+    /// In `Admins`.
+    pub is_admin: bool,
+    /// In `Executors` (or an admin).
+    pub is_executor: bool,
+}
+
+impl Viewer {
+    /// The viewer `principal` is.
+    pub fn of(principal: &Principal) -> Self {
+        match principal.person() {
+            Some(person) => Self {
+                user_id: Some(person.user_id.to_string()),
+                is_admin: person.is_admin(),
+                is_executor: person.is_executor(),
+            },
+            None => Self {
+                user_id: None,
+                is_admin: false,
+                is_executor: false,
+            },
+        }
+    }
+
+    /// Whether this viewer is the person `owner_id`.
+    pub fn owns(&self, owner_id: &str) -> bool {
+        self.user_id.as_deref() == Some(owner_id)
+    }
+}

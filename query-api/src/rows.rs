@@ -1,0 +1,175 @@
+//! Portable SQL over sqlx's `Any` driver: a small statement builder that
+//! numbers `$n` placeholders, and typed readers for read-model columns.
+//!
+//! Values are only ever `i64` and `String` (the schema's `BIGINT`/`INTEGER`
+//! and `TEXT`), which both SQLite and PostgreSQL carry through `Any`
+//! unchanged. JSON columns are text and are parsed here; a column that does
+//! not parse is a projector bug, answered 500 without detail.
+
+use serde_json::Value;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use crate::error::QueryError;
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    /// An integer.
+    Int(i64),
+    /// A text.
+    Text(String),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_string())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+/// A statement being built: text with `$1…$n` and the values they stand
+/// for, in order.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    /// Starts a statement.
+    pub fn new(text: &str) -> Self {
+        Self {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text (never a value: values go through [`Sql::bind`]).
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends the next placeholder and binds `value` to it.
+    pub fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
+        self.args.push(value.into());
+        let n = self.args.len();
+        self.text.push_str(&format!("${n}"));
+        self
+    }
+
+    /// The statement's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// How many values are bound.
+    pub fn arg_count(&self) -> usize {
+        self.args.len()
+    }
+
+    /// The sqlx query, values bound.
+    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.clone()),
+            };
+        }
+        query
+    }
+}
+
+/// Escapes `%`, `_` and the escape character itself for a `LIKE … ESCAPE
+/// '\'` pattern, so a search for `50%` matches the text `50%` only.
+pub fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A `TEXT NOT NULL` column.
+pub fn text(row: &AnyRow, column: &str) -> Result<String, QueryError> {
+    Ok(row.try_get::<String, _>(column)?)
+}
+
+/// A nullable `TEXT` column.
+pub fn opt_text(row: &AnyRow, column: &str) -> Result<Option<String>, QueryError> {
+    Ok(row.try_get::<Option<String>, _>(column)?)
+}
+
+/// An integer column (`BIGINT` or `INTEGER`).
+pub fn int(row: &AnyRow, column: &str) -> Result<i64, QueryError> {
+    Ok(row.try_get::<i64, _>(column)?)
+}
+
+/// A nullable integer column.
+pub fn opt_int(row: &AnyRow, column: &str) -> Result<Option<i64>, QueryError> {
+    Ok(row.try_get::<Option<i64>, _>(column)?)
+}
+
+/// A 0/1 integer column as a boolean.
+pub fn flag(row: &AnyRow, column: &str) -> Result<bool, QueryError> {
+    Ok(int(row, column)? != 0)
+}
+
+/// A JSON text column, parsed.
+pub fn json(row: &AnyRow, column: &str) -> Result<Value, QueryError> {
+    parse_json(column, &text(row, column)?)
+}
+
+/// A nullable JSON text column, parsed (`None` for SQL NULL).
+pub fn opt_json(row: &AnyRow, column: &str) -> Result<Option<Value>, QueryError> {
+    opt_text(row, column)?
+        .map(|t| parse_json(column, &t))
+        .transpose()
+}
+
+fn parse_json(column: &str, text: &str) -> Result<Value, QueryError> {
+    serde_json::from_str(text)
+        .map_err(|e| QueryError::Corrupt(format!("column {column} is not json: {e}")))
+}
+
+/// Whether the pool talks to PostgreSQL (for the few statements that are
+/// not portable, such as choosing a transaction's isolation level).
+pub fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
+    conn.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut sql = Sql::new("SELECT 1 WHERE a = ");
+        sql.bind(1i64).push(" AND b = ").bind("x");
+        assert_eq!(sql.text(), "SELECT 1 WHERE a = $1 AND b = $2");
+        assert_eq!(sql.arg_count(), 2);
+    }
+
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(like_escape(r"50%_off\"), r"50\%\_off\\");
+        assert_eq!(like_escape("nifty"), "nifty");
+    }
+}

@@ -1,0 +1,15 @@
+//! Black-box HTTP tests of the query API: the real app on port 0 (beside
+//! the command API, as production mounts them) over a fresh read-model
+//! database per test, seeded as the projectors would seed it. Every case
+//! runs on SQLite and, when `BASKETRY_TEST_POSTGRES_URL` is set, on
+//! PostgreSQL.
+
+mod helpers;
+
+mod api_keys;
+mod baskets;
+mod consistency;
+mod errors;
+mod ledger;
+mod marketplace;
+mod subscriptions;
