@@ -3,8 +3,7 @@
 //! Thin wiring only: parse the command line, open what it names, call into
 //! the library crates.
 
-mod config;
-mod serve;
+use basketry::{config, startup};
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -97,7 +96,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command {
         Command::Serve { bind } => {
-            serve::serve(&settings, &bind).await?;
+            let listener =
+                std::net::TcpListener::bind(&bind).with_context(|| format!("binding {bind}"))?;
+            let app = startup::Application::build(&settings, listener).await?;
+            eprintln!("basketry listening on http://{bind}");
+            app.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Token {

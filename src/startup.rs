@@ -1,10 +1,15 @@
-//! `basketry serve`: the command API over the configured stores.
+//! Building the whole program — command API, query API and projectors on
+//! one port — so that tests start exactly what production starts.
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_web::dev::Server;
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpResponse, HttpServer};
 use anyhow::Context;
-use basketry_command_api::app::Application;
+use basketry_command_api::auth::usage::UsageLog;
 use basketry_command_api::auth::{
     AuthState, JwksSource, JwtConfig, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator,
 };
@@ -13,63 +18,215 @@ use basketry_command_api::limits::{
     IdempotencyStore, InMemoryRateLimiter, PostgresIdempotencyStore, PostgresRateLimiter,
     RateLimiter, SqliteIdempotencyStore,
 };
+use basketry_projections::runtime::ProjectorRuntime;
+use basketry_query_api::{QueryState, DEFAULT_CONSISTENCY_WAIT};
+use basketry_store::EventStore;
+use serde_json::json;
 
 use crate::config::Settings;
 
 /// How often expired idempotency records are purged.
-const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
-pub async fn serve(settings: &Settings, bind: &str) -> anyhow::Result<()> {
-    let store = basketry_store::connect(&settings.event_store_url()?)
-        .await
-        .context("opening the event store")?;
-    let read_db = settings.read_db_url()?;
-    let idempotency: Arc<dyn IdempotencyStore> = if read_db.starts_with("postgres") {
-        Arc::new(PostgresIdempotencyStore::connect(&read_db).await?)
-    } else {
-        Arc::new(SqliteIdempotencyStore::connect(&read_db).await?)
-    };
-    let rate_limiter: Arc<dyn RateLimiter> = if settings.rate_limits == "memory" {
-        Arc::new(InMemoryRateLimiter::new())
-    } else {
-        Arc::new(PostgresRateLimiter::connect(&settings.rate_limits).await?)
-    };
-    let jwks = settings.jwks_url.as_ref().map(|u| {
-        if u.starts_with("http://") || u.starts_with("https://") {
-            JwksSource::Url(u.clone())
+/// How often partner key usage is written to the read database.
+const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
+
+/// Projector lag beyond which `/readyz` answers 503.
+const READY_MAX_LAG_SECONDS: f64 = 30.0;
+
+/// A built, not yet running, Basketry server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    runtime: Arc<ProjectorRuntime>,
+    usage: Data<UsageLog>,
+    read_db: sqlx::AnyPool,
+    /// The command side's clock (tests move it).
+    pub clock: Clock,
+    /// The event store (tests inspect it).
+    pub store: Arc<dyn EventStore>,
+}
+
+/// What `/readyz` and `/healthz` need.
+struct Ops {
+    store: Arc<dyn EventStore>,
+    runtime: Arc<ProjectorRuntime>,
+}
+
+impl Application {
+    /// Opens the configured stores (creating and migrating embedded ones)
+    /// and binds `listener`.
+    pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        let store = basketry_store::connect(&settings.event_store_url()?)
+            .await
+            .context("opening the event store")?;
+        let read_db_url = settings.read_db_url()?;
+        let read_db = basketry_projections::db::open(&read_db_url)
+            .await
+            .context("opening the read database")?;
+        let idempotency: Arc<dyn IdempotencyStore> = if read_db_url.starts_with("postgres") {
+            Arc::new(PostgresIdempotencyStore::connect(&read_db_url).await?)
         } else {
-            JwksSource::File(u.into())
+            Arc::new(SqliteIdempotencyStore::connect(&read_db_url).await?)
+        };
+        let rate_limiter: Arc<dyn RateLimiter> = if settings.rate_limits == "memory" {
+            Arc::new(InMemoryRateLimiter::new())
+        } else {
+            Arc::new(PostgresRateLimiter::connect(&settings.rate_limits).await?)
+        };
+        let jwks = settings.jwks_url.as_ref().map(|u| {
+            if u.starts_with("http://") || u.starts_with("https://") {
+                JwksSource::Url(u.clone())
+            } else {
+                JwksSource::File(u.into())
+            }
+        });
+        let jwt = JwtVerifier::new(JwtConfig {
+            hs256_secret: Some(settings.jwt_secret()?),
+            jwks,
+            ..JwtConfig::default()
+        })
+        .await
+        .context("setting up JWT verification")?;
+        let auth = Data::new(AuthState {
+            jwt,
+            partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),
+        });
+        let runtime = Arc::new(ProjectorRuntime::new(
+            Arc::clone(&store),
+            read_db.clone(),
+            basketry_projections::projectors::all(),
+        ));
+        let clock = Clock::system();
+        let command = Data::new(AppState {
+            store: Arc::clone(&store),
+            rate_limiter: Arc::clone(&rate_limiter),
+            idempotency: Arc::clone(&idempotency),
+            clock: clock.clone(),
+        });
+        let query = Data::new(QueryState {
+            db: read_db.clone(),
+            rate_limiter,
+            consistency_wait: DEFAULT_CONSISTENCY_WAIT,
+            projectors: runtime
+                .projectors()
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
+        });
+        let ops = Data::new(Ops {
+            store: Arc::clone(&store),
+            runtime: Arc::clone(&runtime),
+        });
+        let usage = Data::new(UsageLog::new());
+        let port = listener.local_addr()?.port();
+        let app_usage = usage.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_usage.clone())
+                .app_data(ops.clone())
+                .configure(basketry_command_api::app::configure(
+                    command.clone(),
+                    auth.clone(),
+                ))
+                .configure(basketry_query_api::configure(query.clone()))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .default_service(web::to(basketry_command_api::app::not_found))
+        })
+        .listen(listener)?
+        .run();
+        let purge = Arc::clone(&idempotency);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PURGE_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(e) = purge.purge_expired(chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "purging idempotency records failed; retrying next hour");
+                }
+            }
+        });
+        Ok(Self {
+            port,
+            server,
+            runtime,
+            usage,
+            read_db,
+            clock,
+            store,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs the projectors and serves until SIGINT/SIGTERM: in-flight
+    /// requests finish, the projectors finish their batch (checkpoints
+    /// saved), pending key usage is written.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let runtime = Arc::clone(&self.runtime);
+        let projectors = tokio::spawn(async move { runtime.run().await });
+        let usage = self.usage.clone();
+        let db = self.read_db.clone();
+        let flusher = tokio::spawn(async move {
+            let mut every = tokio::time::interval(USAGE_FLUSH_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(e) = usage.flush(&db).await {
+                    tracing::warn!(error = %e, "writing key usage failed; kept for the next flush");
+                }
+            }
+        });
+        let served = self.server.await;
+        self.runtime.stop();
+        let _ = projectors.await;
+        flusher.abort();
+        if let Err(e) = self.usage.flush(&self.read_db).await {
+            tracing::warn!(error = %e, "writing key usage at shutdown failed");
         }
-    });
-    let jwt = JwtVerifier::new(JwtConfig {
-        hs256_secret: Some(settings.jwt_secret()?),
-        jwks,
-        ..JwtConfig::default()
-    })
-    .await
-    .context("setting up JWT verification")?;
-    let auth = AuthState {
-        jwt,
-        partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),
+        served.context("serving")
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// 200 when the event store and read database answer and every projector
+/// is within [`READY_MAX_LAG_SECONDS`] of the log; 503 otherwise.
+async fn readyz(ops: Data<Ops>) -> HttpResponse {
+    let store_ok = ops.store.head().await.is_ok();
+    let status = ops.runtime.status().await;
+    let (db_ok, projectors) = match &status {
+        Ok(list) => (
+            true,
+            list.iter()
+                .map(|p| {
+                    json!({
+                        "name": p.name,
+                        "lag_events": p.lag_events,
+                        "lag_seconds": p.lag_seconds,
+                        "ready": p.lag_seconds <= READY_MAX_LAG_SECONDS && p.last_error.is_none(),
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Err(_) => (false, Vec::new()),
     };
-    let purge = Arc::clone(&idempotency);
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(PURGE_EVERY);
-        loop {
-            every.tick().await;
-            // A failed purge only delays clean-up; the next tick retries.
-            let _ = purge.purge_expired(chrono::Utc::now()).await;
-        }
+    let ready = store_ok && db_ok && projectors.iter().all(|p| p["ready"] == true);
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "event_store": if store_ok { "ok" } else { "unavailable" },
+        "read_db": if db_ok { "ok" } else { "unavailable" },
+        "projectors": projectors,
     });
-    let listener = TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
-    let state = AppState {
-        store,
-        rate_limiter,
-        idempotency,
-        clock: Clock::system(),
-    };
-    let app = Application::build(listener, state, auth)?;
-    eprintln!("basketry listening on http://{bind}");
-    app.run_until_stopped().await?;
-    Ok(())
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("retry-after", "1"))
+            .json(body)
+    }
 }

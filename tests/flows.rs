@@ -1,0 +1,517 @@
+//! The flows of SPEC end to end over HTTP against the whole program (command
+//! API, projectors and query API on one port), as `basketry serve` runs it.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use basketry::config::Settings;
+use basketry::startup::Application;
+use serde_json::{json, Value};
+
+const SECRET: &str = "flows-test-secret-that-is-longer-than-32-bytes";
+
+struct App {
+    base: String,
+    client: reqwest::Client,
+    admin: String,
+    _dir: tempfile::TempDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// A throwaway PostgreSQL database for one test, dropped afterwards.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(admin_url: &str) -> Self {
+        use sqlx::{Connection, Executor};
+        let name = format!("basketry_flow_{}", uuid::Uuid::new_v4().simple());
+        let mut c = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("connect");
+        c.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create database");
+        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        Self {
+            admin_url: admin_url.to_string(),
+            url: format!("{base}/{name}{query}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Best effort: a leftover database only costs disk.
+        let _ = std::thread::spawn(move || {
+            use sqlx::{Connection, Executor};
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = c
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+struct Resp {
+    status: u16,
+    body: Value,
+    text: String,
+    token: Option<String>,
+}
+
+async fn spawn() -> App {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // `.ci/run` runs these flows a second time with every store on
+    // PostgreSQL (BASKETRY_TEST_API_BACKEND=postgres).
+    let pg = match std::env::var("BASKETRY_TEST_API_BACKEND").as_deref() {
+        Ok("postgres") => {
+            let url = std::env::var("BASKETRY_TEST_POSTGRES_URL")
+                .expect("BASKETRY_TEST_API_BACKEND=postgres needs BASKETRY_TEST_POSTGRES_URL");
+            Some(PgDatabase::create(&url).await)
+        }
+        _ => None,
+    };
+    let url = pg.as_ref().map(|db| db.url.clone());
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        event_store: url.clone(),
+        read_db: url,
+        rate_limits: "memory".into(),
+        jwt_secret: Some(SECRET.into()),
+        jwks_url: None,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = Application::build(&settings, listener)
+        .await
+        .expect("build");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    App {
+        base,
+        client: reqwest::Client::new(),
+        admin: token("admin@basketry.dev", &["Admins"]),
+        _dir: dir,
+        _pg: pg,
+    }
+}
+
+fn token(email: &str, groups: &[&str]) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    basketry_command_api::auth::mint_hs256(
+        SECRET.as_bytes(),
+        email,
+        &groups,
+        Duration::from_secs(3600),
+        chrono::Utc::now(),
+    )
+    .expect("token")
+}
+
+#[derive(Clone)]
+enum Cred {
+    Jwt(String),
+    Partner(String, String),
+}
+
+impl App {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cred: &Cred,
+        body: Option<Value>,
+        consistency: Option<&str>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        req = match cred {
+            Cred::Jwt(t) => req.bearer_auth(t),
+            Cred::Partner(k, s) => req.bearer_auth(k).header("X-Partner-Secret", s),
+        };
+        if let Some(t) = consistency {
+            req = req.header("X-Consistency-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let token = r
+            .headers()
+            .get("x-consistency-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = r.text().await.expect("body");
+        Resp {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+            token,
+        }
+    }
+
+    async fn post(&self, path: &str, cred: &Cred, body: Value) -> Resp {
+        self.call(reqwest::Method::POST, path, cred, Some(body), None)
+            .await
+    }
+
+    async fn put(&self, path: &str, cred: &Cred, body: Value) -> Resp {
+        self.call(reqwest::Method::PUT, path, cred, Some(body), None)
+            .await
+    }
+
+    /// A read that waits for the projections to include `after`.
+    async fn get(&self, path: &str, cred: &Cred, after: Option<&str>) -> Resp {
+        self.call(reqwest::Method::GET, path, cred, None, after)
+            .await
+    }
+
+    fn admin(&self) -> Cred {
+        Cred::Jwt(self.admin.clone())
+    }
+
+    /// A published PAID (₹999) template named `name` with `lots` per leg.
+    async fn template(&self, name: &str, category: &str, lots: u32) -> (String, String) {
+        let b = self
+            .post(
+                "/baskets",
+                &self.admin(),
+                json!({"name": name, "category": category, "strategies": [strategy(lots)]}),
+            )
+            .await;
+        assert_eq!(b.status, 201, "{}", b.text);
+        let id = b.body["basket_id"].as_str().expect("id").to_string();
+        let p = self
+            .post(
+                &format!("/admin/marketplace/templates/{id}"),
+                &self.admin(),
+                json!({"visibility": "PUBLIC",
+                       "pricing": {"type": "PAID", "monthly_fee": 99900, "currency": "INR"},
+                       "difficulty_level": "BEGINNER", "tags": ["NIFTY"], "category": category}),
+            )
+            .await;
+        assert_eq!(p.status, 201, "{}", p.text);
+        (id, p.token.expect("token"))
+    }
+
+    async fn partner(&self, id: &str) -> Cred {
+        let r = self
+            .post(
+                "/admin/partner-api-keys",
+                &self.admin(),
+                json!({"partner_id": id, "partner_name": format!("{id} Ltd"), "partner_type": "BROKER",
+                       "broker_id": id.to_lowercase(),
+                       "revenue_share": {"platform_percentage": 70, "partner_percentage": 30},
+                       "rate_limits": {"requests_per_minute": 10000, "requests_per_day": 100000},
+                       "permissions": ["marketplace:read", "marketplace:subscribe", "subscriptions:manage", "ledger:read"]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        Cred::Partner(
+            r.body["api_key"].as_str().expect("key").into(),
+            r.body["api_secret"].as_str().expect("secret").into(),
+        )
+    }
+}
+
+fn strategy(lots: u32) -> Value {
+    json!({"name": "Short straddle", "underlying": "NIFTY", "product": "MIS",
+           "entry_time": "09:20", "exit_time": "15:15",
+           "trading_days": ["MON", "TUE", "WED", "THU", "FRI"],
+           "legs": [{"action": "SELL", "option_type": "CE", "strike": "ATM", "expiry": "WEEKLY", "lots": lots},
+                    {"action": "SELL", "option_type": "PE", "strike": "ATM", "expiry": "WEEKLY", "lots": lots}]})
+}
+
+fn user(email: &str) -> Cred {
+    Cred::Jwt(token(email, &[]))
+}
+
+#[tokio::test]
+async fn browse_ranks_templates_by_subscribers_and_subscribers_see_the_admins_edit() {
+    let app = spawn().await;
+    let (quiet, _) = app.template("Quiet income", "INCOME", 1).await;
+    let (busy, _) = app.template("Busy momentum", "MOMENTUM", 2).await;
+    let mut last = None;
+    for i in 0..3 {
+        let r = app
+            .post(
+                &format!("/marketplace/subscribe/{busy}"),
+                &user(&format!("u{i}@example.com")),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        last = r.token;
+    }
+    let r = app
+        .post(
+            &format!("/marketplace/subscribe/{quiet}"),
+            &user("u0@example.com"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let browse = app
+        .get(
+            "/marketplace/templates?sort=popular",
+            &user("x@example.com"),
+            last.as_deref(),
+        )
+        .await;
+    assert_eq!(browse.status, 200, "{}", browse.text);
+    let list = browse.body["templates"].as_array().expect("templates");
+    assert_eq!(list[0]["template_id"], busy.as_str(), "{}", browse.text);
+    assert_eq!(list[0]["subscriber_count"], 3);
+    assert_eq!(list[1]["subscriber_count"], 1);
+
+    // The admin edits the basket: every subscriber trades the new version.
+    let basket = app
+        .get(&format!("/baskets/{busy}"), &app.admin(), None)
+        .await;
+    let sid = basket.body["strategies"][0]["strategy_id"]
+        .as_str()
+        .expect("sid")
+        .to_string();
+    let edit = app
+        .put(
+            &format!("/baskets/{busy}/strategies/{sid}"),
+            &app.admin(),
+            strategy(7),
+        )
+        .await;
+    assert_eq!(edit.status, 200, "{}", edit.text);
+    let details = app
+        .get(
+            &format!("/marketplace/templates/{busy}"),
+            &Cred::Jwt(token("exec@basketry.dev", &["Executors"])),
+            edit.token.as_deref(),
+        )
+        .await;
+    assert_eq!(details.status, 200, "{}", details.text);
+    assert_eq!(
+        details.body["strategies"][0]["legs"][0]["lots"], 7,
+        "{}",
+        details.text
+    );
+    let mine = app
+        .get(
+            "/user/subscriptions",
+            &user("u1@example.com"),
+            edit.token.as_deref(),
+        )
+        .await;
+    assert_eq!(mine.body["subscriptions"][0]["template_id"], busy.as_str());
+}
+
+#[tokio::test]
+async fn pause_resume_and_cancel_are_reflected_in_the_read_models() {
+    let app = spawn().await;
+    let (t, _) = app.template("Weekly", "INCOME", 1).await;
+    let zebu = app.partner("ZEBU").await;
+    let s = app
+        .post("/partner/marketplace/subscribe", &zebu,
+              json!({"template_id": t, "user_email": "ravi@example.com", "broker_client_id": "ZB1", "auto_link_broker": true, "lot_multiplier": 1}))
+        .await;
+    assert_eq!(s.status, 201, "{}", s.text);
+    let id = s.body["subscription_id"].as_str().expect("id").to_string();
+    for (op, status) in [("pause", "PAUSED"), ("resume", "ACTIVE")] {
+        let r = app
+            .put(
+                &format!("/partner/subscriptions/{id}/{op}"),
+                &zebu,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let read = app
+            .get(
+                &format!("/partner/subscriptions/{id}"),
+                &zebu,
+                r.token.as_deref(),
+            )
+            .await;
+        assert_eq!(read.body["status"], status, "{}", read.text);
+    }
+    let r = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/partner/subscriptions/{id}"),
+            &zebu,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let read = app
+        .get(
+            &format!("/user/subscriptions/{id}"),
+            &user("ravi@example.com"),
+            r.token.as_deref(),
+        )
+        .await;
+    assert_eq!(read.body["status"], "CANCELLED", "{}", read.text);
+    assert_eq!(
+        read.body["status_history"].as_array().map(Vec::len),
+        Some(4)
+    );
+    let details = app
+        .get(
+            &format!("/marketplace/templates/{t}"),
+            &user("ravi@example.com"),
+            r.token.as_deref(),
+        )
+        .await;
+    assert_eq!(details.body["subscriber_count"], 0, "{}", details.text);
+}
+
+#[tokio::test]
+async fn subscriber_count_is_exact_after_200_mixed_concurrent_subscribes_and_cancels() {
+    let app = spawn().await;
+    let (t, _) = app.template("Crowded", "INCOME", 1).await;
+    // 150 users subscribe concurrently; then 50 of them cancel while 50 more
+    // subscribe, all at once.
+    let subscribe = |i: usize| {
+        let app = &app;
+        let t = t.clone();
+        async move {
+            let r = app
+                .post(
+                    &format!("/marketplace/subscribe/{t}"),
+                    &user(&format!("c{i}@example.com")),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body["subscription_id"].as_str().expect("id").to_string()
+        }
+    };
+    let first: Vec<String> = futures::future::join_all((0..150).map(subscribe)).await;
+    let cancels = first.iter().take(50).enumerate().map(|(i, id)| {
+        let app = &app;
+        async move {
+            let r = app
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/user/subscriptions/{id}"),
+                    &user(&format!("c{i}@example.com")),
+                    None,
+                    None,
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.token
+        }
+    });
+    let (tokens, _more): (Vec<Option<String>>, Vec<String>) = futures::future::join(
+        futures::future::join_all(cancels),
+        futures::future::join_all((150..200).map(subscribe)),
+    )
+    .await;
+    let probe = app
+        .post(
+            &format!("/marketplace/subscribe/{t}"),
+            &user("last@example.com"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(probe.status, 201);
+    assert!(tokens.iter().all(Option::is_some));
+    let details = app
+        .get(
+            &format!("/marketplace/templates/{t}"),
+            &user("x@example.com"),
+            probe.token.as_deref(),
+        )
+        .await;
+    assert_eq!(
+        details.body["subscriber_count"],
+        150 - 50 + 50 + 1,
+        "{}",
+        details.text
+    );
+}
+
+#[tokio::test]
+async fn the_money_checks_of_the_business_plan_hold_through_the_ledger_api() {
+    let app = spawn().await;
+    let (t, _) = app.template("Money", "INCOME", 1).await;
+    let zebu = app.partner("ZEBU").await;
+    let mut last = None;
+    for batch in 0..10 {
+        let results = futures::future::join_all((0..100).map(|i| {
+            let app = &app;
+            let zebu = zebu.clone();
+            let t = t.clone();
+            async move {
+                app.post("/partner/marketplace/subscribe", &zebu,
+                         json!({"template_id": t, "user_email": format!("m{batch}-{i}@example.com"),
+                                "broker_client_id": "C1", "auto_link_broker": true, "lot_multiplier": 1}))
+                    .await
+            }
+        }))
+        .await;
+        for r in &results {
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+        if batch == 0 {
+            // One subscription: platform 69 930, partner 29 970 paise.
+            assert_eq!(
+                results[0].body["revenue_share"]["partner_commission"],
+                29970
+            );
+            assert_eq!(results[0].body["revenue_share"]["platform_fee"], 69930);
+            let ledger = app
+                .get("/partner/ledger", &zebu, results[99].token.as_deref())
+                .await;
+            assert_eq!(ledger.status, 200, "{}", ledger.text);
+            // 100 subscriptions: ₹69 930.00 platform, ₹29 970.00 partner.
+            assert_eq!(
+                ledger.body["totals"]["platform_share"], 6_993_000,
+                "{}",
+                ledger.text
+            );
+            assert_eq!(ledger.body["totals"]["partner_share"], 2_997_000);
+        }
+        last = results[99].token.clone();
+    }
+    // 1 000 subscriptions: gross ₹9 99 000, partner ₹2 99 700, platform ₹6 99 300.
+    let ledger = app
+        .get("/partner/ledger?limit=100", &zebu, last.as_deref())
+        .await;
+    assert_eq!(
+        ledger.body["totals"]["gross"], 99_900_000,
+        "{}",
+        ledger.text
+    );
+    assert_eq!(ledger.body["totals"]["partner_share"], 29_970_000);
+    assert_eq!(ledger.body["totals"]["platform_share"], 69_930_000);
+    let admin = app
+        .get(
+            "/admin/ledger?partner_id=ZEBU",
+            &app.admin(),
+            last.as_deref(),
+        )
+        .await;
+    assert_eq!(admin.body["totals"], ledger.body["totals"]);
+}
