@@ -52,11 +52,28 @@ enum Command {
         #[command(subcommand)]
         command: BillingCommand,
     },
+    /// Read models.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Inspect the event store.
     Store {
         #[command(subcommand)]
         command: StoreCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Empty a projector's tables and replay the whole log into them (all
+    /// projectors when no name is given). Stop `basketry serve` first.
+    Rebuild {
+        /// `baskets`, `subscriptions`, `ledger` or `partner_keys`.
+        name: Option<String>,
+    },
+    /// Print each projector's position and lag.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -147,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Projections { command } => projections(&settings, command).await,
         Command::Store { command } => {
             let store = basketry_store::connect(&settings.event_store_url()?)
                 .await
@@ -161,6 +179,123 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 StoreCommand::Verify => verify(store.as_ref()).await,
             }
+        }
+    }
+}
+
+async fn projections(
+    settings: &config::Settings,
+    command: ProjectionsCommand,
+) -> anyhow::Result<ExitCode> {
+    use basketry_projections::runtime::ProjectorRuntime;
+    let store = basketry_store::connect(&settings.event_store_url()?)
+        .await
+        .context("opening the event store")?;
+    let db = basketry_projections::db::open(&settings.read_db_url()?)
+        .await
+        .context("opening the read database")?;
+    let runtime = ProjectorRuntime::new(store, db, basketry_projections::projectors::all());
+    match command {
+        ProjectionsCommand::Rebuild { name } => {
+            if let Some(n) = &name {
+                anyhow::ensure!(
+                    basketry_projections::projectors::named(n).is_some(),
+                    "no projector named {n:?}; try baskets, subscriptions, ledger or partner_keys"
+                );
+            }
+            let started = std::time::Instant::now();
+            let progress = Progress::new(name.as_deref().unwrap_or("all projectors"));
+            runtime
+                .rebuild(name.as_deref(), |done, total| progress.update(done, total))
+                .await
+                .map_err(|e| anyhow::anyhow!("rebuild: {e}"))?;
+            progress.finish();
+            let events = runtime
+                .status()
+                .await
+                .map_err(|e| anyhow::anyhow!("status: {e}"))?
+                .iter()
+                .map(|s| s.events_applied)
+                .max()
+                .unwrap_or(0);
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "rebuilt {} from {events} events in {secs:.1} s ({:.0} events/s)",
+                name.as_deref().unwrap_or("all projectors"),
+                events as f64 / secs.max(1e-9)
+            );
+        }
+        ProjectionsCommand::Status => {
+            for s in runtime
+                .status()
+                .await
+                .map_err(|e| anyhow::anyhow!("status: {e}"))?
+            {
+                println!(
+                    "{:<14} position {:<12} applied {:<10} lag {} events / {:.1} s{}",
+                    s.name,
+                    s.position.map_or("-".to_string(), |p| p.to_string()),
+                    s.events_applied,
+                    s.lag_events,
+                    s.lag_seconds,
+                    s.last_error
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on a terminal, plain lines (every 10 %) otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    what: String,
+    last_decile: std::cell::Cell<u64>,
+}
+
+impl Progress {
+    fn new(what: &str) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(format!("rebuilding {what}"));
+            bar
+        });
+        Self {
+            bar,
+            what: what.to_string(),
+            last_decile: std::cell::Cell::new(u64::MAX),
+        }
+    }
+
+    fn update(&self, done: u64, total: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            None => {
+                let decile = (done * 10).checked_div(total).unwrap_or(10);
+                if decile != self.last_decile.get() {
+                    self.last_decile.set(decile);
+                    eprintln!("rebuilding {}: {done}/{total}", self.what);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
