@@ -3,4 +3,5 @@
 //! black-box tests.
 
 pub mod config;
+pub mod observability;
 pub mod startup;

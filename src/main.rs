@@ -113,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command {
         Command::Serve { bind } => {
+            init_logging();
             let listener =
                 std::net::TcpListener::bind(&bind).with_context(|| format!("binding {bind}"))?;
             let app = startup::Application::build(&settings, listener).await?;
@@ -180,6 +181,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 StoreCommand::Verify => verify(store.as_ref()).await,
             }
         }
+    }
+}
+
+/// Structured logs on stderr: human-readable by default, one JSON object
+/// per line with `BASKETRY_LOG_FORMAT=json`; the level comes from
+/// `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BASKETRY_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 

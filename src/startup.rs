@@ -119,12 +119,17 @@ impl Application {
             runtime: Arc::clone(&runtime),
         });
         let usage = Data::new(UsageLog::new());
+        let metrics = Data::new(crate::observability::Metrics::default());
         let port = listener.local_addr()?.port();
         let app_usage = usage.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::observability::middleware,
+                ))
                 .app_data(app_usage.clone())
                 .app_data(ops.clone())
+                .app_data(metrics.clone())
                 .configure(basketry_command_api::app::configure(
                     command.clone(),
                     auth.clone(),
@@ -132,6 +137,7 @@ impl Application {
                 .configure(basketry_query_api::configure(query.clone()))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics_text))
                 .default_service(web::to(basketry_command_api::app::not_found))
         })
         .listen(listener)?
@@ -188,6 +194,63 @@ impl Application {
         }
         served.context("serving")
     }
+}
+
+/// Prometheus text: request counts and latency per route and status, the
+/// event store's head, and each projector's position and lag.
+async fn metrics_text(
+    ops: Data<Ops>,
+    metrics: Data<crate::observability::Metrics>,
+) -> HttpResponse {
+    use std::fmt::Write;
+    let mut out = String::new();
+    metrics.render(&mut out);
+    if let Ok(Some(head)) = ops.store.head().await {
+        out.push_str(
+            "# HELP basketry_event_store_head_position Global position of the newest event.\n",
+        );
+        out.push_str("# TYPE basketry_event_store_head_position gauge\n");
+        let _ = writeln!(out, "basketry_event_store_head_position {}", head.commit);
+    }
+    if let Ok(status) = ops.runtime.status().await {
+        out.push_str(
+            "# HELP basketry_projector_position Commit position of each projector's checkpoint.\n",
+        );
+        out.push_str("# TYPE basketry_projector_position gauge\n");
+        for p in &status {
+            let _ = writeln!(
+                out,
+                "basketry_projector_position{{projector=\"{}\"}} {}",
+                p.name,
+                p.position.map_or(0, |pos| pos.commit)
+            );
+        }
+        out.push_str(
+            "# HELP basketry_projector_lag_events Events appended but not yet projected.\n",
+        );
+        out.push_str("# TYPE basketry_projector_lag_events gauge\n");
+        for p in &status {
+            let _ = writeln!(
+                out,
+                "basketry_projector_lag_events{{projector=\"{}\"}} {}",
+                p.name, p.lag_events
+            );
+        }
+        out.push_str(
+            "# HELP basketry_projector_lag_seconds Age of the oldest event not yet projected.\n",
+        );
+        out.push_str("# TYPE basketry_projector_lag_seconds gauge\n");
+        for p in &status {
+            let _ = writeln!(
+                out,
+                "basketry_projector_lag_seconds{{projector=\"{}\"}} {}",
+                p.name, p.lag_seconds
+            );
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
 }
 
 async fn healthz() -> HttpResponse {

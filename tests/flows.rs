@@ -599,3 +599,52 @@ async fn projections_rebuild_on_the_command_line_reproduces_the_live_read_models
     assert!(stdout.contains("rebuilt all projectors from"), "{stdout}");
     assert_eq!(snapshot(&read_db).await, before);
 }
+
+#[tokio::test]
+async fn request_ids_are_echoed_and_metrics_count_requests_by_route_and_show_projector_lag() {
+    let app = spawn().await;
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-42")
+    );
+    let generated = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert!(generated.headers().get("x-request-id").is_some());
+    let (t, token) = app.template("Measured", "INCOME", 1).await;
+    let ready = app.get("/readyz", &app.admin(), Some(&token)).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    let _ = app
+        .get(&format!("/marketplace/templates/{t}"), &app.admin(), None)
+        .await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for needle in [
+        "basketry_http_requests_total{method=\"POST\",route=\"/baskets\",status=\"201\"} 1",
+        "basketry_http_request_duration_seconds_bucket{method=\"GET\",route=\"/marketplace/templates/{id}\",status=\"200\",le=\"+Inf\"} 1",
+        "basketry_projector_lag_events{projector=\"baskets\"}",
+        "basketry_event_store_head_position",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
+    }
+}
