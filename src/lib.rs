@@ -3,5 +3,6 @@
 //! black-box tests.
 
 pub mod config;
+pub mod demo;
 pub mod observability;
 pub mod startup;

@@ -47,6 +47,14 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         ttl_hours: u64,
     },
+    /// Load a realistic marketplace (24 templates, 3 partners, 2 000 users
+    /// and subscriptions, months of billing) through the API, then print an
+    /// admin token and a partner key to try.
+    Demo {
+        /// How many users (and subscriptions) to load.
+        #[arg(long, default_value_t = basketry::demo::DEFAULT_USERS)]
+        users: usize,
+    },
     /// Billing.
     Billing {
         #[command(subcommand)]
@@ -166,6 +174,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Projections { command } => projections(&settings, command).await,
+        Command::Demo { users } => {
+            let progress = Progress::new("demo users", "loading");
+            let summary =
+                basketry::demo::run(&settings, users, |done, total| progress.update(done, total))
+                    .await?;
+            progress.finish();
+            println!(
+                "loaded {} templates, {} subscriptions, {} charges",
+                summary.templates, summary.subscriptions, summary.charges
+            );
+            println!("admin token:    {}", summary.admin_token);
+            println!("partner key:    {}", summary.partner_key);
+            println!("partner secret: {}", summary.partner_secret);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Store { command } => {
             let store = basketry_store::connect(&settings.event_store_url()?)
                 .await
@@ -221,7 +244,7 @@ async fn projections(
                 );
             }
             let started = std::time::Instant::now();
-            let progress = Progress::new(name.as_deref().unwrap_or("all projectors"));
+            let progress = Progress::new(name.as_deref().unwrap_or("all projectors"), "rebuilding");
             runtime
                 .rebuild(name.as_deref(), |done, total| progress.update(done, total))
                 .await
@@ -273,7 +296,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(what: &str) -> Self {
+    fn new(what: &str, verb: &str) -> Self {
         use std::io::IsTerminal;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(0);
@@ -284,12 +307,12 @@ impl Progress {
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            bar.set_message(format!("rebuilding {what}"));
+            bar.set_message(format!("{verb} {what}"));
             bar
         });
         Self {
             bar,
-            what: what.to_string(),
+            what: format!("{verb} {what}"),
             last_decile: std::cell::Cell::new(u64::MAX),
         }
     }
@@ -304,7 +327,7 @@ impl Progress {
                 let decile = (done * 10).checked_div(total).unwrap_or(10);
                 if decile != self.last_decile.get() {
                     self.last_decile.set(decile);
-                    eprintln!("rebuilding {}: {done}/{total}", self.what);
+                    eprintln!("{}: {done}/{total}", self.what);
                 }
             }
         }

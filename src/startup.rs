@@ -168,6 +168,11 @@ impl Application {
         self.port
     }
 
+    /// A handle to stop the server gracefully from elsewhere.
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Runs the projectors and serves until SIGINT/SIGTERM: in-flight
     /// requests finish, the projectors finish their batch (checkpoints
     /// saved), pending key usage is written.

@@ -648,3 +648,64 @@ async fn request_ids_are_echoed_and_metrics_count_requests_by_route_and_show_pro
         assert!(metrics.contains(needle), "{needle} missing from:\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn after_the_demo_browse_returns_templates_ranked_by_subscribers() {
+    if std::env::var("BASKETRY_TEST_API_BACKEND").as_deref() == Ok("postgres") {
+        return; // the demo is exercised on the embedded default
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        event_store: None,
+        read_db: None,
+        rate_limits: "memory".into(),
+        jwt_secret: Some(SECRET.into()),
+        jwks_url: None,
+    };
+    let summary = basketry::demo::run(&settings, 150, |_, _| {})
+        .await
+        .expect("demo");
+    assert_eq!((summary.templates, summary.subscriptions), (24, 150));
+    assert!(
+        summary.charges > 100,
+        "first months and billing runs: {}",
+        summary.charges
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = Application::build(&settings, listener)
+        .await
+        .expect("build");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let body: Value = reqwest::Client::new()
+        .get(format!("{base}/marketplace/templates?limit=100"))
+        .bearer_auth(token("browser@example.com", &[]))
+        .send()
+        .await
+        .expect("browse")
+        .json()
+        .await
+        .expect("json");
+    let counts: Vec<i64> = body["templates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .map(|t| t["subscriber_count"].as_i64().expect("count"))
+        .collect();
+    assert_eq!(counts.len(), 23, "24 templates, one PRIVATE: {body}");
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "ranked: {counts:?}"
+    );
+    assert!(counts[0] > counts[counts.len() - 1], "{counts:?}");
+    // The partner printed for the reader works.
+    let r = reqwest::Client::new()
+        .get(format!("{base}/partner/subscriptions"))
+        .bearer_auth(&summary.partner_key)
+        .header("X-Partner-Secret", &summary.partner_secret)
+        .send()
+        .await
+        .expect("partner");
+    assert_eq!(r.status(), 200);
+}
