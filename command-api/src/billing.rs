@@ -25,9 +25,10 @@ use crate::load::load;
 const SCAN_PAGE: usize = 1_000;
 
 /// What a billing run did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct BillingReport {
     /// The instant periods were charged up to.
+    #[schema(required = true)]
     pub as_of: Option<DateTime<Utc>>,
     /// Subscriptions looked at.
     pub subscriptions_examined: u64,

@@ -9,7 +9,8 @@
 //! * [`limits`] — rate-limit and idempotency stores;
 //! * [`billing`] — the billing run;
 //! * [`error`] — the one place errors become problem+json responses;
-//! * [`app`] — building and running the server.
+//! * [`app`] — building and running the server;
+//! * [`openapi`] — the OpenAPI 3.1 description of the routes.
 
 pub mod app;
 pub mod auth;
@@ -18,5 +19,6 @@ pub mod command;
 pub mod error;
 pub mod limits;
 pub mod load;
+pub mod openapi;
 pub mod routes;
 pub mod views;

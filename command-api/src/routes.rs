@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use actix_web::http::Method;
 use actix_web::web::{self, Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use basketry_domain::api_key_index::{self, ApiKeyIndexAggregate, AssignApiKey};
@@ -33,6 +34,7 @@ use basketry_store::{EventStore, StreamId};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::credentials::{generate_api_key, generate_secret, hash_secret_async};
@@ -40,80 +42,114 @@ use crate::auth::{AuthState, PartnerPrincipal, Person, Principal};
 use crate::command::{execute, parse_body, run, AppState, Body, CommandMeta, Reply};
 use crate::error::ApiError;
 use crate::load::load;
+use crate::openapi::{requests, schemas};
 use crate::views;
 
-/// Registers every command route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/baskets", web::post().to(create_basket))
-        .route("/baskets/{basket_id}", web::put().to(update_basket))
-        .route(
-            "/baskets/{basket_id}/strategies",
-            web::post().to(add_strategy),
-        )
-        .route(
+/// One route: method, path template and handler. The route tables — this
+/// crate's [`endpoints`] and the query API's — are exactly what the apps
+/// register, so the OpenAPI completeness test, which walks them, sees every
+/// route there is.
+pub struct Endpoint {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path template, `{name}` for a path parameter (also the OpenAPI
+    /// spelling).
+    pub path: &'static str,
+    route: actix_web::Route,
+}
+
+impl Endpoint {
+    /// `handler` at `method path`.
+    pub fn new<F, Args>(method: Method, path: &'static str, handler: F) -> Self
+    where
+        F: actix_web::Handler<Args>,
+        Args: actix_web::FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        Self {
+            route: web::route().method(method.clone()).to(handler),
+            method,
+            path,
+        }
+    }
+
+    /// Registers the route on `cfg` (beside other routes of the same path
+    /// and other methods).
+    pub fn register(self, cfg: &mut web::ServiceConfig) {
+        cfg.route(self.path, self.route);
+    }
+}
+
+/// The Commands table of SPEC §4.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        Endpoint::new(M::POST, "/baskets", create_basket),
+        Endpoint::new(M::PUT, "/baskets/{basket_id}", update_basket),
+        Endpoint::new(M::POST, "/baskets/{basket_id}/strategies", add_strategy),
+        Endpoint::new(
+            M::PUT,
             "/baskets/{basket_id}/strategies/{strategy_id}",
-            web::put().to(replace_strategy),
-        )
-        .route(
+            replace_strategy,
+        ),
+        Endpoint::new(
+            M::DELETE,
             "/baskets/{basket_id}/strategies/{strategy_id}",
-            web::delete().to(remove_strategy),
-        )
-        .route(
+            remove_strategy,
+        ),
+        Endpoint::new(
+            M::POST,
             "/admin/marketplace/templates/{basket_id}",
-            web::post().to(publish_template),
-        )
-        .route(
+            publish_template,
+        ),
+        Endpoint::new(
+            M::PUT,
             "/admin/marketplace/templates/{basket_id}",
-            web::put().to(update_template),
-        )
-        .route(
+            update_template,
+        ),
+        Endpoint::new(
+            M::DELETE,
             "/admin/marketplace/templates/{basket_id}",
-            web::delete().to(unpublish_template),
-        )
-        .route(
-            "/marketplace/subscribe/{template_id}",
-            web::post().to(subscribe),
-        )
-        .route("/user/subscriptions/{id}/pause", web::put().to(user_pause))
-        .route(
-            "/user/subscriptions/{id}/resume",
-            web::put().to(user_resume),
-        )
-        .route("/user/subscriptions/{id}", web::delete().to(user_cancel))
-        .route(
+            unpublish_template,
+        ),
+        Endpoint::new(M::POST, "/marketplace/subscribe/{template_id}", subscribe),
+        Endpoint::new(M::PUT, "/user/subscriptions/{id}/pause", user_pause),
+        Endpoint::new(M::PUT, "/user/subscriptions/{id}/resume", user_resume),
+        Endpoint::new(M::DELETE, "/user/subscriptions/{id}", user_cancel),
+        Endpoint::new(
+            M::PUT,
             "/user/subscriptions/{id}/allocations",
-            web::put().to(user_allocations),
-        )
-        .route(
-            "/partner/marketplace/subscribe",
-            web::post().to(partner_subscribe),
-        )
-        .route(
-            "/partner/subscriptions/{id}/pause",
-            web::put().to(partner_pause),
-        )
-        .route(
-            "/partner/subscriptions/{id}/resume",
-            web::put().to(partner_resume),
-        )
-        .route(
-            "/partner/subscriptions/{id}",
-            web::delete().to(partner_cancel),
-        )
-        .route("/admin/partner-api-keys", web::post().to(create_api_key))
-        .route(
+            user_allocations,
+        ),
+        Endpoint::new(M::POST, "/partner/marketplace/subscribe", partner_subscribe),
+        Endpoint::new(M::PUT, "/partner/subscriptions/{id}/pause", partner_pause),
+        Endpoint::new(M::PUT, "/partner/subscriptions/{id}/resume", partner_resume),
+        Endpoint::new(M::DELETE, "/partner/subscriptions/{id}", partner_cancel),
+        Endpoint::new(M::POST, "/admin/partner-api-keys", create_api_key),
+        Endpoint::new(
+            M::PUT,
             "/admin/partner-api-keys/{api_key_id}",
-            web::put().to(update_api_key),
-        )
-        .route(
+            update_api_key,
+        ),
+        Endpoint::new(
+            M::POST,
             "/admin/partner-api-keys/{api_key_id}/rotate",
-            web::post().to(rotate_api_key),
-        )
-        .route(
+            rotate_api_key,
+        ),
+        Endpoint::new(
+            M::DELETE,
             "/admin/partner-api-keys/{api_key_id}",
-            web::delete().to(revoke_api_key),
-        )
-        .route("/admin/billing/run", web::post().to(billing_run));
+            revoke_api_key,
+        ),
+        Endpoint::new(M::POST, "/admin/billing/run", billing_run),
+    ]
+}
+
+/// Registers every command route ([`endpoints`]).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for endpoint in endpoints() {
+        endpoint.register(cfg);
+    }
 }
 
 // ------------------------------------------------------------------ helpers
@@ -146,10 +182,12 @@ fn partner(principal: &Principal, permission: Permission) -> Result<&PartnerPrin
 }
 
 /// Optional `{reason}` body of status changes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReasonInput {
-    reason: Option<String>,
+pub(crate) struct ReasonInput {
+    /// Why, 1–500 characters; kept in the status history.
+    #[schema(min_length = 1, max_length = 500, example = "Travelling this month")]
+    pub(crate) reason: Option<String>,
 }
 
 fn reason(req: &HttpRequest, body: &Bytes) -> Result<Option<Reason>, ApiError> {
@@ -186,9 +224,10 @@ enum Render {
 }
 
 /// A body that must be empty or `{}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoInput {}
+#[schema(as = EmptyBody)]
+pub(crate) struct NoInput {}
 
 /// Runs one command on the basket `raw_id`: checks the principal, reads the
 /// body as `I`, lets `make` build the command, executes it and renders the
@@ -251,6 +290,31 @@ where
     .await
 }
 
+/// Create a basket
+///
+/// Creates a basket owned by the caller, with its strategies (ids are
+/// assigned). Users and admins; only a basket created by an admin can later
+/// be published as a template.
+#[utoipa::path(
+    post,
+    path = "/baskets",
+    tag = "Baskets",
+    request_body = requests::BasketInput,
+    responses(
+        (status = 201, description = "The basket, created.", body = schemas::Basket),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn create_basket(
     state: Data<AppState>,
     req: HttpRequest,
@@ -281,6 +345,33 @@ async fn create_basket(
     .await
 }
 
+/// Rename, describe or recategorise a basket
+///
+/// Owner only (anyone else: 404). At least one member. Bumps the revision.
+#[utoipa::path(
+    put,
+    path = "/baskets/{basket_id}",
+    tag = "Baskets",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
+    ),
+    request_body = requests::UpdateBasketInput,
+    responses(
+        (status = 200, description = "The basket as it now is.", body = schemas::Basket),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn update_basket(
     state: Data<AppState>,
     req: HttpRequest,
@@ -304,6 +395,34 @@ async fn update_basket(
     .await
 }
 
+/// Add a strategy
+///
+/// Owner only. At most 50 strategies per basket. Subscribers of a template
+/// run the new strategy from the next execution plan on.
+#[utoipa::path(
+    post,
+    path = "/baskets/{basket_id}/strategies",
+    tag = "Baskets",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
+    ),
+    request_body = requests::StrategyInput,
+    responses(
+        (status = 201, description = "The strategy, created, with the basket's new revision.", body = schemas::BasketStrategy),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn add_strategy(
     state: Data<AppState>,
     req: HttpRequest,
@@ -332,6 +451,34 @@ async fn add_strategy(
     .await
 }
 
+/// Replace a strategy
+///
+/// Owner only; the strategy keeps its id.
+#[utoipa::path(
+    put,
+    path = "/baskets/{basket_id}/strategies/{strategy_id}",
+    tag = "Baskets",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
+        ("strategy_id" = Uuid, Path, description = "The strategy id."),
+    ),
+    request_body = requests::StrategyInput,
+    responses(
+        (status = 200, description = "The strategy as it now is.", body = schemas::BasketStrategy),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn replace_strategy(
     state: Data<AppState>,
     req: HttpRequest,
@@ -361,6 +508,35 @@ async fn replace_strategy(
     .await
 }
 
+/// Remove a strategy
+///
+/// Owner only. A published template cannot lose its last strategy (409
+/// `template_needs_strategy`). The body, if any, must be `{}`.
+#[utoipa::path(
+    delete,
+    path = "/baskets/{basket_id}/strategies/{strategy_id}",
+    tag = "Baskets",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
+        ("strategy_id" = Uuid, Path, description = "The strategy id."),
+    ),
+    request_body(content = Option<NoInput>, description = "Nothing, or `{}`."),
+    responses(
+        (status = 200, description = "The basket without the strategy.", body = schemas::Basket),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn remove_strategy(
     state: Data<AppState>,
     req: HttpRequest,
@@ -389,6 +565,34 @@ async fn remove_strategy(
     .await
 }
 
+/// Publish a basket as a marketplace template
+///
+/// Admins, for a basket they created with at least one strategy. 409
+/// `template_already_published`, `template_needs_strategy`.
+#[utoipa::path(
+    post,
+    path = "/admin/marketplace/templates/{basket_id}",
+    tag = "Templates",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
+    ),
+    request_body = requests::MarketplaceConfigInput,
+    responses(
+        (status = 201, description = "The template, published.", body = schemas::Template),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn publish_template(
     state: Data<AppState>,
     req: HttpRequest,
@@ -412,6 +616,34 @@ async fn publish_template(
     .await
 }
 
+/// Update a template's marketplace configuration
+///
+/// Admins. At least one member; a price change applies to new
+/// subscriptions only. 409 `template_not_published`.
+#[utoipa::path(
+    put,
+    path = "/admin/marketplace/templates/{basket_id}",
+    tag = "Templates",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
+    ),
+    request_body = requests::MarketplaceConfigInput,
+    responses(
+        (status = 200, description = "The template as it now is.", body = schemas::Template),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn update_template(
     state: Data<AppState>,
     req: HttpRequest,
@@ -436,6 +668,35 @@ async fn update_template(
     .await
 }
 
+/// Disable a template
+///
+/// Admins. The template leaves the marketplace and refuses new
+/// subscriptions; existing subscriptions keep running. 409
+/// `template_not_published`.
+#[utoipa::path(
+    delete,
+    path = "/admin/marketplace/templates/{basket_id}",
+    tag = "Templates",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
+    ),
+    request_body(content = Option<ReasonInput>, description = "An optional reason."),
+    responses(
+        (status = 200, description = "The template, disabled.", body = schemas::Template),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn unpublish_template(
     state: Data<AppState>,
     req: HttpRequest,
@@ -472,28 +733,42 @@ async fn unpublish_template(
 // ------------------------------------------------------------ subscriptions
 
 /// Body of `POST /marketplace/subscribe/{template_id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubscribeInput {
-    broker_allocations: Option<Vec<AllocationInput>>,
+pub(crate) struct SubscribeInput {
+    /// Up to the allowed number of allocations; none when absent.
+    #[schema(value_type = Option<Vec<requests::AllocationInput>>)]
+    pub(crate) broker_allocations: Option<Vec<AllocationInput>>,
 }
 
 /// Body of `POST /partner/marketplace/subscribe`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PartnerSubscribeInput {
-    template_id: Option<String>,
-    user_email: Option<String>,
-    broker_client_id: Option<String>,
-    auto_link_broker: Option<bool>,
-    lot_multiplier: Option<DecimalInput>,
+pub(crate) struct PartnerSubscribeInput {
+    /// The template to subscribe to.
+    #[schema(value_type = String, format = Uuid)]
+    pub(crate) template_id: Option<String>,
+    /// The customer's e-mail: their identity (lower-cased).
+    #[schema(value_type = String, format = Email, example = "asha@example.com")]
+    pub(crate) user_email: Option<String>,
+    /// The customer's account at the partner's broker; required with
+    /// `auto_link_broker`.
+    #[schema(min_length = 1, max_length = 64, example = "ZB1234")]
+    pub(crate) broker_client_id: Option<String>,
+    /// Link one allocation to the partner's broker (default `true`).
+    pub(crate) auto_link_broker: Option<bool>,
+    /// The linked allocation's multiplier; 1 when absent.
+    #[schema(value_type = Option<requests::DecimalInput>)]
+    pub(crate) lot_multiplier: Option<DecimalInput>,
 }
 
 /// Body of `PUT /user/subscriptions/{id}/allocations`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AllocationsInput {
-    broker_allocations: Option<Vec<AllocationInput>>,
+pub(crate) struct AllocationsInput {
+    /// The new list (replacing the old one whole).
+    #[schema(value_type = Vec<requests::AllocationInput>)]
+    pub(crate) broker_allocations: Option<Vec<AllocationInput>>,
 }
 
 /// Everything a new subscription needs besides its template.
@@ -626,6 +901,37 @@ async fn release(
     Ok(())
 }
 
+/// Subscribe to a template
+///
+/// The caller subscribes to an enabled template (PUBLIC or PRIVATE) by
+/// reference, with optional broker allocations. A PAID template charges
+/// the first month now. At most one live subscription per user and
+/// template: 409 `already_subscribed` names it in `subscription_id`; 409
+/// `template_not_available` for a disabled template.
+#[utoipa::path(
+    post,
+    path = "/marketplace/subscribe/{template_id}",
+    tag = "Subscriptions",
+    params(
+        ("template_id" = Uuid, Path, description = "The template id (the basket id)."),
+    ),
+    request_body(content = Option<SubscribeInput>, description = "Optional broker allocations."),
+    responses(
+        (status = 201, description = "The subscription, created, with its first charge.", body = schemas::NewSubscription),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn subscribe(
     state: Data<AppState>,
     req: HttpRequest,
@@ -706,6 +1012,34 @@ fn partner_fields(errors: ValidationErrors) -> ValidationErrors {
     )
 }
 
+/// Subscribe a customer (partner)
+///
+/// Needs `marketplace:subscribe`. Subscribes the person `user_email` (the
+/// same user as when they log in themselves) to a template, attributed to
+/// the partner; with `auto_link_broker` (the default) one allocation is
+/// linked to the partner's `broker_id` and `broker_client_id`. 409
+/// `already_subscribed`, `template_not_available`.
+#[utoipa::path(
+    post,
+    path = "/partner/marketplace/subscribe",
+    tag = "Partner API",
+    request_body = PartnerSubscribeInput,
+    responses(
+        (status = 201, description = "The subscription, created.", body = schemas::PartnerSubscription),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("partner_key" = [], "partner_secret" = [])),
+)]
 async fn partner_subscribe(
     state: Data<AppState>,
     req: HttpRequest,
@@ -944,8 +1278,11 @@ async fn change_status(
     Ok(Reply::ok(views::subscription(sub), position))
 }
 
+/// A status-change handler: `$owner` decides who may call it, `$change`
+/// what it does; the attributes (docs, OpenAPI) go on the function.
 macro_rules! status_route {
-    ($name:ident, $owner:expr, $change:expr) => {
+    ($(#[$attr:meta])* $name:ident, $owner:expr, $change:expr) => {
+        $(#[$attr])*
         async fn $name(
             state: Data<AppState>,
             req: HttpRequest,
@@ -972,13 +1309,221 @@ fn as_partner(principal: &Principal) -> Result<Owner<'_>, ApiError> {
     partner(principal, Permission::SubscriptionsManage).map(Owner::Partner)
 }
 
-status_route!(user_pause, as_user, Change::Pause);
-status_route!(user_resume, as_user, Change::Resume);
-status_route!(user_cancel, as_user, Change::Cancel);
-status_route!(partner_pause, as_partner, Change::Pause);
-status_route!(partner_resume, as_partner, Change::Resume);
-status_route!(partner_cancel, as_partner, Change::Cancel);
+status_route!(
+    /// Pause a subscription
+    ///
+    /// The subscriber only. A paused subscription is not charged and gets no
+    /// orders. 409 `invalid_transition` unless ACTIVE.
+    #[utoipa::path(
+        put,
+        path = "/user/subscriptions/{id}/pause",
+        tag = "Subscriptions",
+        params(
+            ("id" = Uuid, Path, description = "The subscription id."),
+        ),
+        request_body(content = Option<ReasonInput>, description = "An optional reason, kept in the status history."),
+        responses(
+            (status = 200, description = "The subscription, paused.", body = schemas::Subscription),
+            (status = 400, response = schemas::BadRequest),
+            (status = 401, response = schemas::Unauthorized),
+            (status = 403, response = schemas::Forbidden),
+            (status = 404, response = schemas::NotFound),
+            (status = 409, response = schemas::Conflict),
+            (status = 413, response = schemas::PayloadTooLarge),
+            (status = 415, response = schemas::UnsupportedMediaType),
+            (status = 422, response = schemas::UnprocessableEntity),
+            (status = 429, response = schemas::TooManyRequests),
+            (status = 500, response = schemas::InternalError),
+            (status = 503, response = schemas::ServiceUnavailable),
+        ),
+        security(("bearer_jwt" = [])),
+    )]
+    user_pause, as_user, Change::Pause
+);
+status_route!(
+    /// Resume a subscription
+    ///
+    /// The subscriber only. If the paid period is over, a new one starts now
+    /// and is charged. 409 `invalid_transition` unless PAUSED.
+    #[utoipa::path(
+        put,
+        path = "/user/subscriptions/{id}/resume",
+        tag = "Subscriptions",
+        params(
+            ("id" = Uuid, Path, description = "The subscription id."),
+        ),
+        request_body(content = Option<ReasonInput>, description = "An optional reason, kept in the status history."),
+        responses(
+            (status = 200, description = "The subscription, active again.", body = schemas::Subscription),
+            (status = 400, response = schemas::BadRequest),
+            (status = 401, response = schemas::Unauthorized),
+            (status = 403, response = schemas::Forbidden),
+            (status = 404, response = schemas::NotFound),
+            (status = 409, response = schemas::Conflict),
+            (status = 413, response = schemas::PayloadTooLarge),
+            (status = 415, response = schemas::UnsupportedMediaType),
+            (status = 422, response = schemas::UnprocessableEntity),
+            (status = 429, response = schemas::TooManyRequests),
+            (status = 500, response = schemas::InternalError),
+            (status = 503, response = schemas::ServiceUnavailable),
+        ),
+        security(("bearer_jwt" = [])),
+    )]
+    user_resume, as_user, Change::Resume
+);
+status_route!(
+    /// Cancel a subscription
+    ///
+    /// The subscriber only. Immediate and final, without refund. 409
+    /// `invalid_transition` when already cancelled.
+    #[utoipa::path(
+        delete,
+        path = "/user/subscriptions/{id}",
+        tag = "Subscriptions",
+        params(
+            ("id" = Uuid, Path, description = "The subscription id."),
+        ),
+        request_body(content = Option<ReasonInput>, description = "An optional reason, kept in the status history."),
+        responses(
+            (status = 200, description = "The subscription, cancelled.", body = schemas::Subscription),
+            (status = 400, response = schemas::BadRequest),
+            (status = 401, response = schemas::Unauthorized),
+            (status = 403, response = schemas::Forbidden),
+            (status = 404, response = schemas::NotFound),
+            (status = 409, response = schemas::Conflict),
+            (status = 413, response = schemas::PayloadTooLarge),
+            (status = 415, response = schemas::UnsupportedMediaType),
+            (status = 422, response = schemas::UnprocessableEntity),
+            (status = 429, response = schemas::TooManyRequests),
+            (status = 500, response = schemas::InternalError),
+            (status = 503, response = schemas::ServiceUnavailable),
+        ),
+        security(("bearer_jwt" = [])),
+    )]
+    user_cancel, as_user, Change::Cancel
+);
+status_route!(
+    /// Pause a customer's subscription (partner)
+    ///
+    /// Needs `subscriptions:manage`; only subscriptions the partner created
+    /// (others: 404). 409 `invalid_transition` unless ACTIVE.
+    #[utoipa::path(
+        put,
+        path = "/partner/subscriptions/{id}/pause",
+        tag = "Partner API",
+        params(
+            ("id" = Uuid, Path, description = "The subscription id."),
+        ),
+        request_body(content = Option<ReasonInput>, description = "An optional reason, kept in the status history."),
+        responses(
+            (status = 200, description = "The subscription, paused.", body = schemas::Subscription),
+            (status = 400, response = schemas::BadRequest),
+            (status = 401, response = schemas::Unauthorized),
+            (status = 403, response = schemas::Forbidden),
+            (status = 404, response = schemas::NotFound),
+            (status = 409, response = schemas::Conflict),
+            (status = 413, response = schemas::PayloadTooLarge),
+            (status = 415, response = schemas::UnsupportedMediaType),
+            (status = 422, response = schemas::UnprocessableEntity),
+            (status = 429, response = schemas::TooManyRequests),
+            (status = 500, response = schemas::InternalError),
+            (status = 503, response = schemas::ServiceUnavailable),
+        ),
+        security(("partner_key" = [], "partner_secret" = [])),
+    )]
+    partner_pause, as_partner, Change::Pause
+);
+status_route!(
+    /// Resume a customer's subscription (partner)
+    ///
+    /// Needs `subscriptions:manage`; only subscriptions the partner created.
+    /// 409 `invalid_transition` unless PAUSED.
+    #[utoipa::path(
+        put,
+        path = "/partner/subscriptions/{id}/resume",
+        tag = "Partner API",
+        params(
+            ("id" = Uuid, Path, description = "The subscription id."),
+        ),
+        request_body(content = Option<ReasonInput>, description = "An optional reason, kept in the status history."),
+        responses(
+            (status = 200, description = "The subscription, active again.", body = schemas::Subscription),
+            (status = 400, response = schemas::BadRequest),
+            (status = 401, response = schemas::Unauthorized),
+            (status = 403, response = schemas::Forbidden),
+            (status = 404, response = schemas::NotFound),
+            (status = 409, response = schemas::Conflict),
+            (status = 413, response = schemas::PayloadTooLarge),
+            (status = 415, response = schemas::UnsupportedMediaType),
+            (status = 422, response = schemas::UnprocessableEntity),
+            (status = 429, response = schemas::TooManyRequests),
+            (status = 500, response = schemas::InternalError),
+            (status = 503, response = schemas::ServiceUnavailable),
+        ),
+        security(("partner_key" = [], "partner_secret" = [])),
+    )]
+    partner_resume, as_partner, Change::Resume
+);
+status_route!(
+    /// Cancel a customer's subscription (partner)
+    ///
+    /// Needs `subscriptions:manage`; only subscriptions the partner created.
+    /// Immediate and final.
+    #[utoipa::path(
+        delete,
+        path = "/partner/subscriptions/{id}",
+        tag = "Partner API",
+        params(
+            ("id" = Uuid, Path, description = "The subscription id."),
+        ),
+        request_body(content = Option<ReasonInput>, description = "An optional reason, kept in the status history."),
+        responses(
+            (status = 200, description = "The subscription, cancelled.", body = schemas::Subscription),
+            (status = 400, response = schemas::BadRequest),
+            (status = 401, response = schemas::Unauthorized),
+            (status = 403, response = schemas::Forbidden),
+            (status = 404, response = schemas::NotFound),
+            (status = 409, response = schemas::Conflict),
+            (status = 413, response = schemas::PayloadTooLarge),
+            (status = 415, response = schemas::UnsupportedMediaType),
+            (status = 422, response = schemas::UnprocessableEntity),
+            (status = 429, response = schemas::TooManyRequests),
+            (status = 500, response = schemas::InternalError),
+            (status = 503, response = schemas::ServiceUnavailable),
+        ),
+        security(("partner_key" = [], "partner_secret" = [])),
+    )]
+    partner_cancel, as_partner, Change::Cancel
+);
 
+/// Replace a subscription's broker allocations
+///
+/// The subscriber only. The whole list is replaced; an allocation that
+/// brings its `allocation_id` keeps it.
+#[utoipa::path(
+    put,
+    path = "/user/subscriptions/{id}/allocations",
+    tag = "Subscriptions",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id."),
+    ),
+    request_body = AllocationsInput,
+    responses(
+        (status = 200, description = "The subscription as it now is.", body = schemas::Subscription),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn user_allocations(
     state: Data<AppState>,
     req: HttpRequest,
@@ -1074,6 +1619,30 @@ async fn new_secret_hash(partner_id: &PartnerId) -> Result<(String, SecretHash),
     Ok((secret.expose().to_string(), hash))
 }
 
+/// Register a partner and issue its key
+///
+/// Admins. Answers the key and its secret; the secret is shown this once.
+/// 409 `already_exists` for a partner id that is taken.
+#[utoipa::path(
+    post,
+    path = "/admin/partner-api-keys",
+    tag = "Partner keys",
+    request_body = requests::RegisterPartnerInput,
+    responses(
+        (status = 201, description = "The key and, once, its secret.", body = schemas::IssuedApiKey),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn create_api_key(
     state: Data<AppState>,
     auth: Data<AuthState>,
@@ -1145,15 +1714,45 @@ async fn create_api_key(
 }
 
 /// Body of `PUT /admin/partner-api-keys/{id}`: partner config and key status.
+/// Documented as [`requests::UpdateApiKeyInput`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UpdateKeyInput {
+pub(crate) struct UpdateKeyInput {
     #[serde(flatten)]
-    config: UpdatePartnerConfigInput,
-    status: Option<String>,
-    reason: Option<String>,
+    pub(crate) config: UpdatePartnerConfigInput,
+    pub(crate) status: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
+/// Update a partner's configuration or a key's status
+///
+/// Admins. Configuration members replace the partner's (objects whole);
+/// `status` suspends, reactivates or revokes this key. 409
+/// `api_key_revoked` once revoked.
+#[utoipa::path(
+    put,
+    path = "/admin/partner-api-keys/{api_key_id}",
+    tag = "Partner keys",
+    params(
+        ("api_key_id" = Uuid, Path, description = "The API key id."),
+    ),
+    request_body = requests::UpdateApiKeyInput,
+    responses(
+        (status = 200, description = "The key as it now is (never the secret).", body = schemas::ApiKey),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn update_api_key(
     state: Data<AppState>,
     auth: Data<AuthState>,
@@ -1260,12 +1859,42 @@ async fn execute_all(
 }
 
 /// Body of `POST /admin/partner-api-keys/{id}/rotate`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateInput {
-    grace_period_hours: Option<i64>,
+pub(crate) struct RotateInput {
+    /// Hours the previous secret keeps working, 0–168; 0 when absent.
+    #[schema(minimum = 0, maximum = 168, example = 24)]
+    pub(crate) grace_period_hours: Option<i64>,
 }
 
+/// Rotate a key's secret
+///
+/// Admins. Issues a new secret, shown once. The previous one stops at once,
+/// or after `grace_period_hours` (at most 168).
+#[utoipa::path(
+    post,
+    path = "/admin/partner-api-keys/{api_key_id}/rotate",
+    tag = "Partner keys",
+    params(
+        ("api_key_id" = Uuid, Path, description = "The API key id."),
+    ),
+    request_body(content = Option<RotateInput>, description = "An optional grace period."),
+    responses(
+        (status = 200, description = "The key with its new secret.", body = schemas::RotatedApiKey),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn rotate_api_key(
     state: Data<AppState>,
     auth: Data<AuthState>,
@@ -1302,6 +1931,31 @@ async fn rotate_api_key(
     .await
 }
 
+/// Revoke a key
+///
+/// Admins. Final: the key never authenticates again. Any body is ignored.
+#[utoipa::path(
+    delete,
+    path = "/admin/partner-api-keys/{api_key_id}",
+    tag = "Partner keys",
+    params(
+        ("api_key_id" = Uuid, Path, description = "The API key id."),
+    ),
+    responses(
+        (status = 200, description = "The key, revoked (never the secret).", body = schemas::ApiKey),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn revoke_api_key(
     state: Data<AppState>,
     auth: Data<AuthState>,
@@ -1332,12 +1986,40 @@ async fn revoke_api_key(
 // ------------------------------------------------------------------ billing
 
 /// Body of `POST /admin/billing/run`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BillingInput {
-    as_of: Option<DateTime<Utc>>,
+#[schema(as = BillingRunInput)]
+pub(crate) struct BillingInput {
+    /// Charge periods due up to this instant; now when absent, never in
+    /// the future.
+    pub(crate) as_of: Option<DateTime<Utc>>,
 }
 
+/// Run billing
+///
+/// Admins. Charges every due period of every ACTIVE subscription up to
+/// `as_of` (now when absent; never in the future), each period exactly
+/// once however often the run repeats.
+#[utoipa::path(
+    post,
+    path = "/admin/billing/run",
+    tag = "Billing",
+    request_body(content = Option<BillingInput>, description = "Optional `as_of`."),
+    responses(
+        (status = 200, description = "What the run charged.", body = crate::billing::BillingReport),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 async fn billing_run(
     state: Data<AppState>,
     req: HttpRequest,

@@ -10,11 +10,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
+use basketry_command_api::openapi::schemas;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 
 use crate::baskets::bps_to_pct;
 use crate::error::QueryError;
+use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::request::{run, Reply};
@@ -35,6 +37,9 @@ const SELECT: &str = "SELECT k.api_key_id, k.partner_id, k.api_key, k.partner_na
      u.last_used_at, u.request_count \
      FROM rm_partner_keys k LEFT JOIN partner_key_usage u ON u.api_key_id = k.api_key_id \
      WHERE 1 = 1";
+
+/// The query parameters of `GET /admin/partner-api-keys`.
+pub const LIST_API_KEYS_PARAMS: &[&str] = &["partner_id", "status", "limit", "cursor"];
 
 /// One key with its usage.
 struct KeyRow {
@@ -75,7 +80,31 @@ impl KeyRow {
     }
 }
 
-/// `GET /admin/partner-api-keys`.
+/// Partner keys
+///
+/// Admins: keys with their partner's configuration, `last_used_at` and
+/// usage, newest first; never a secret.
+#[utoipa::path(
+    get,
+    path = "/admin/partner-api-keys",
+    tag = "Partner keys",
+    params(
+        openapi::PartnerFilter,
+        openapi::KeyStatusFilter,
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of keys.", body = openapi::ApiKeyList),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn list_api_keys(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -93,7 +122,7 @@ async fn list_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     principal.require_admin()?;
-    let params = Params::of(req, &["partner_id", "status", "limit", "cursor"])?;
+    let params = Params::of(req, LIST_API_KEYS_PARAMS)?;
     let page = PageRequest::from_params(&params, KEYS)?;
     let mut sql = Sql::new(SELECT);
     if let Some(partner_id) = params.identifier("partner_id")? {
@@ -120,7 +149,28 @@ async fn list_query(
     })))
 }
 
-/// `GET /admin/partner-api-keys/{id}`.
+/// A partner key
+///
+/// Admins; never the secret.
+#[utoipa::path(
+    get,
+    path = "/admin/partner-api-keys/{api_key_id}",
+    tag = "Partner keys",
+    params(
+        ("api_key_id" = Uuid, Path, description = "The API key id."),
+    ),
+    responses(
+        (status = 200, description = "The key.", body = openapi::ApiKeyWithUsage),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn get_api_key(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -138,7 +188,7 @@ async fn get_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     principal.require_admin()?;
-    let id = path_uuid(req, "id", "api key")?;
+    let id = path_uuid(req, "api_key_id", "api key")?;
     let mut sql = Sql::new(SELECT);
     sql.push(" AND k.api_key_id = ").bind(id);
     match sql.query().fetch_optional(&state.db).await? {

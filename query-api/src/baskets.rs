@@ -12,12 +12,14 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
+use basketry_command_api::openapi::schemas;
 use basketry_command_api::views;
 use basketry_domain::basket::Strategy;
 use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
 
 use crate::error::QueryError;
+use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::request::{run, Reply};
@@ -273,6 +275,10 @@ const BASKETS: Ordering = Ordering {
     ],
 };
 
+/// The query parameters of `GET /baskets` (the OpenAPI test compares
+/// them with the documented ones).
+pub const LIST_BASKETS_PARAMS: &[&str] = &["limit", "cursor"];
+
 /// Reads one basket by id.
 pub async fn fetch_basket(state: &QueryState, id: &str) -> Result<Option<BasketRow>, QueryError> {
     let mut sql = Sql::new(&format!(
@@ -283,7 +289,28 @@ pub async fn fetch_basket(state: &QueryState, id: &str) -> Result<Option<BasketR
     row.as_ref().map(BasketRow::from_row).transpose()
 }
 
-/// `GET /baskets`.
+/// Your baskets
+///
+/// The caller's own baskets, newest first, with full strategies.
+#[utoipa::path(
+    get,
+    path = "/baskets",
+    tag = "Baskets",
+    params(
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of baskets.", body = openapi::BasketList),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn list_baskets(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -301,7 +328,7 @@ async fn list_baskets_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     let person = principal.require_person()?;
-    let params = Params::of(req, &["limit", "cursor"])?;
+    let params = Params::of(req, LIST_BASKETS_PARAMS)?;
     let page = PageRequest::from_params(&params, BASKETS)?;
     let mut sql = Sql::new(&format!(
         "SELECT {BASKET_COLUMNS} FROM rm_baskets b WHERE b.owner_id = "
@@ -325,7 +352,28 @@ async fn list_baskets_query(
     })))
 }
 
-/// `GET /baskets/{id}`.
+/// One of your baskets
+///
+/// Anyone else's basket is 404 (admins included).
+#[utoipa::path(
+    get,
+    path = "/baskets/{basket_id}",
+    tag = "Baskets",
+    params(
+        ("basket_id" = Uuid, Path, description = "The basket id."),
+    ),
+    responses(
+        (status = 200, description = "The basket.", body = schemas::Basket),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn get_basket(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -343,7 +391,7 @@ async fn get_basket_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     let person = principal.require_person()?;
-    let id = path_uuid(req, "id", "basket")?;
+    let id = path_uuid(req, "basket_id", "basket")?;
     match fetch_basket(state, &id).await? {
         Some(basket) if basket.owner_id == person.user_id.to_string() => {
             Ok(Reply::Json(basket.basket_view()))

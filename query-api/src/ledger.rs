@@ -75,6 +75,7 @@
 use actix_web::http::header::ACCEPT;
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
+use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
 use chrono::{Datelike, NaiveDate, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -83,6 +84,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use crate::error::QueryError;
+use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{DateRange, Params};
 use crate::request::{run, Reply};
@@ -91,6 +93,15 @@ use crate::QueryState;
 
 /// The version of the canonical form [`LedgerLine::canonical_line`] writes.
 pub const CANONICAL_FORM_VERSION: u32 = 1;
+
+/// The query parameters of `GET /partner/ledger`.
+pub const PARTNER_LEDGER_PARAMS: &[&str] = &["from", "to", "limit", "cursor"];
+
+/// The query parameters of `GET /admin/ledger`.
+pub const ADMIN_LEDGER_PARAMS: &[&str] = &["partner_id", "from", "to", "limit", "cursor"];
+
+/// The query parameters of `GET /partner/statements/{month}`: none.
+pub const STATEMENT_PARAMS: &[&str] = &[];
 
 /// Log order.
 const LEDGER: Ordering = Ordering {
@@ -475,7 +486,35 @@ async fn ledger(
     })))
 }
 
-/// `GET /partner/ledger`.
+/// The partner's ledger
+///
+/// Needs `ledger:read`. The partner's revenue-share lines dated (by
+/// `period_start`) from `from` to `to`, in log order, with the totals of
+/// the whole range. `Accept: text/csv` gives the whole range as CSV
+/// (RFC 4180, no paging).
+#[utoipa::path(
+    get,
+    path = "/partner/ledger",
+    tag = "Ledger",
+    params(
+        openapi::LedgerRange,
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of lines with the range's totals, or the whole range as CSV.", content(
+            (openapi::Ledger = "application/json"),
+            (String = "text/csv")
+        )),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("partner_key" = [], "partner_secret" = [])),
+)]
 pub async fn partner_ledger(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -493,7 +532,7 @@ async fn partner_ledger_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     let partner = principal.require_partner_permission(Permission::LedgerRead)?;
-    let params = Params::of(req, &["from", "to", "limit", "cursor"])?;
+    let params = Params::of(req, PARTNER_LEDGER_PARAMS)?;
     let filter = Filter {
         partner_id: Some(partner.partner_id.to_string()),
         range: DateRange::from_params(&params)?,
@@ -502,7 +541,35 @@ async fn partner_ledger_query(
     ledger(state, req, &params, filter, &stem).await
 }
 
-/// `GET /admin/ledger`.
+/// Any ledger
+///
+/// Admins and auditors: every line, or one partner's, with totals; direct
+/// subscriptions' lines have `partner_id: null`. `Accept: text/csv` gives
+/// CSV.
+#[utoipa::path(
+    get,
+    path = "/admin/ledger",
+    tag = "Ledger",
+    params(
+        openapi::PartnerFilter,
+        openapi::LedgerRange,
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of lines with the range's totals, or the whole range as CSV.", content(
+            (openapi::Ledger = "application/json"),
+            (String = "text/csv")
+        )),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn admin_ledger(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -520,7 +587,7 @@ async fn admin_ledger_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     principal.require_auditor()?;
-    let params = Params::of(req, &["partner_id", "from", "to", "limit", "cursor"])?;
+    let params = Params::of(req, ADMIN_LEDGER_PARAMS)?;
     let partner_id = params.identifier("partner_id")?;
     let stem = match &partner_id {
         Some(id) => format!("ledger-{id}"),
@@ -548,7 +615,32 @@ pub fn parse_month(raw: &str) -> Option<(NaiveDate, NaiveDate)> {
     Some((first, next))
 }
 
-/// `GET /partner/statements/{yyyy-mm}`.
+/// A monthly statement
+///
+/// Needs `ledger:read`. Every line of the partner dated in that UTC month,
+/// with totals and the SHA-256 digest of the canonical lines (version 1:
+/// one line per entry, `event_id,commit.prepare,subscription_id,
+/// period_start,period_end,amount,currency,partner_bps,partner_share,
+/// platform_share` and `\n`). A month that is not `YYYY-MM` is 400
+/// `invalid_month`.
+#[utoipa::path(
+    get,
+    path = "/partner/statements/{month}",
+    tag = "Ledger",
+    params(
+        ("month" = String, Path, description = "`YYYY-MM`.", example = "2026-10"),
+    ),
+    responses(
+        (status = 200, description = "The statement.", body = openapi::Statement),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("partner_key" = [], "partner_secret" = [])),
+)]
 pub async fn partner_statement(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -566,7 +658,7 @@ async fn statement_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     let partner = principal.require_partner_permission(Permission::LedgerRead)?;
-    Params::of(req, &[])?;
+    Params::of(req, STATEMENT_PARAMS)?;
     let raw = req.match_info().get("month").unwrap_or_default();
     let (first, next) = parse_month(raw).ok_or_else(|| {
         QueryError::bad_request("invalid_month", "the month must be written YYYY-MM")

@@ -20,7 +20,8 @@
 //! * [`paging`] — `limit` and opaque keyset cursors;
 //! * [`params`] — strict query-string and path parameters;
 //! * [`rows`] — the portable SQL builder and column readers;
-//! * [`error`] — the one place query errors become problem+json.
+//! * [`error`] — the one place query errors become problem+json;
+//! * [`openapi`] — the OpenAPI 3.1 description of the routes.
 //!
 //! Every query runs through sqlx's `Any` driver with portable SQL, so the
 //! same code serves SQLite (embedded) and PostgreSQL (production).
@@ -31,6 +32,7 @@ pub mod consistency;
 pub mod error;
 pub mod ledger;
 pub mod marketplace;
+pub mod openapi;
 pub mod paging;
 pub mod params;
 pub mod request;
@@ -40,8 +42,10 @@ pub mod subscriptions;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use actix_web::web;
 use basketry_command_api::limits::RateLimiter;
+use basketry_command_api::routes::Endpoint;
 use sqlx::AnyPool;
 
 pub use error::QueryError;
@@ -66,62 +70,84 @@ pub struct QueryState {
     pub projectors: Vec<String>,
 }
 
-/// Registers the query routes and `state` on an app. `web::Data<AuthState>`
-/// must be registered too (the command API's `configure` does it).
+/// The Queries table of SPEC §4: what [`configure`] registers.
+///
+/// Path parameters are named as the command API names them on the same
+/// paths (`/baskets/{basket_id}`), so one path has one spelling in the
+/// OpenAPI document.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        Endpoint::new(
+            M::GET,
+            "/marketplace/templates",
+            marketplace::list_templates,
+        ),
+        Endpoint::new(
+            M::GET,
+            "/marketplace/templates/{id}",
+            marketplace::get_template,
+        ),
+        Endpoint::new(
+            M::GET,
+            "/admin/marketplace/templates",
+            marketplace::admin_templates,
+        ),
+        Endpoint::new(
+            M::GET,
+            "/execution/templates/{id}/subscribers",
+            subscriptions::template_subscribers,
+        ),
+        Endpoint::new(M::GET, "/baskets", baskets::list_baskets),
+        Endpoint::new(M::GET, "/baskets/{basket_id}", baskets::get_basket),
+        Endpoint::new(
+            M::GET,
+            "/user/subscriptions",
+            subscriptions::list_user_subscriptions,
+        ),
+        Endpoint::new(
+            M::GET,
+            "/user/subscriptions/{id}",
+            subscriptions::get_user_subscription,
+        ),
+        Endpoint::new(
+            M::GET,
+            "/partner/subscriptions",
+            subscriptions::list_partner_subscriptions,
+        ),
+        Endpoint::new(
+            M::GET,
+            "/partner/subscriptions/{id}",
+            subscriptions::get_partner_subscription,
+        ),
+        Endpoint::new(M::GET, "/partner/ledger", ledger::partner_ledger),
+        Endpoint::new(
+            M::GET,
+            "/partner/statements/{month}",
+            ledger::partner_statement,
+        ),
+        Endpoint::new(M::GET, "/admin/ledger", ledger::admin_ledger),
+        Endpoint::new(M::GET, "/admin/partner-api-keys", api_keys::list_api_keys),
+        Endpoint::new(
+            M::GET,
+            "/admin/partner-api-keys/{api_key_id}",
+            api_keys::get_api_key,
+        ),
+    ]
+}
+
+/// Registers the query routes ([`endpoints`]) and `state` on an app.
+/// `web::Data<AuthState>` must be registered too (the command API's
+/// `configure` does it).
 ///
 /// Routes are registered with method guards on their resources, so they
 /// sit beside the command API's routes on the same paths (`GET /baskets`
 /// and `POST /baskets`).
 pub fn configure(state: web::Data<QueryState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state)
-            .route(
-                "/marketplace/templates",
-                web::get().to(marketplace::list_templates),
-            )
-            .route(
-                "/marketplace/templates/{id}",
-                web::get().to(marketplace::get_template),
-            )
-            .route(
-                "/admin/marketplace/templates",
-                web::get().to(marketplace::admin_templates),
-            )
-            .route(
-                "/execution/templates/{id}/subscribers",
-                web::get().to(subscriptions::template_subscribers),
-            )
-            .route("/baskets", web::get().to(baskets::list_baskets))
-            .route("/baskets/{id}", web::get().to(baskets::get_basket))
-            .route(
-                "/user/subscriptions",
-                web::get().to(subscriptions::list_user_subscriptions),
-            )
-            .route(
-                "/user/subscriptions/{id}",
-                web::get().to(subscriptions::get_user_subscription),
-            )
-            .route(
-                "/partner/subscriptions",
-                web::get().to(subscriptions::list_partner_subscriptions),
-            )
-            .route(
-                "/partner/subscriptions/{id}",
-                web::get().to(subscriptions::get_partner_subscription),
-            )
-            .route("/partner/ledger", web::get().to(ledger::partner_ledger))
-            .route(
-                "/partner/statements/{month}",
-                web::get().to(ledger::partner_statement),
-            )
-            .route("/admin/ledger", web::get().to(ledger::admin_ledger))
-            .route(
-                "/admin/partner-api-keys",
-                web::get().to(api_keys::list_api_keys),
-            )
-            .route(
-                "/admin/partner-api-keys/{id}",
-                web::get().to(api_keys::get_api_key),
-            );
+        cfg.app_data(state);
+        for endpoint in endpoints() {
+            endpoint.register(cfg);
+        }
     }
 }

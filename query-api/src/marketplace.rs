@@ -32,16 +32,34 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
+use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
 use serde_json::{json, Value};
 
 use crate::baskets::{fetch_basket, full_strategies, strategy_previews, BasketRow, BASKET_COLUMNS};
 use crate::error::QueryError;
+use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::request::{run, Reply, Viewer};
 use crate::rows::{like_escape, Sql};
 use crate::QueryState;
+
+/// The query parameters of `GET /marketplace/templates` (the OpenAPI test
+/// compares them with the documented ones).
+pub const LIST_TEMPLATES_PARAMS: &[&str] = &[
+    "category",
+    "difficulty_level",
+    "tag",
+    "pricing_type",
+    "q",
+    "sort",
+    "limit",
+    "cursor",
+];
+
+/// The query parameters of `GET /admin/marketplace/templates`.
+pub const ADMIN_TEMPLATES_PARAMS: &[&str] = &["limit", "cursor"];
 
 /// `sort=popular`.
 const POPULAR: Ordering = Ordering {
@@ -118,7 +136,30 @@ async fn fetch_page(
     }))
 }
 
-/// `GET /marketplace/templates`.
+/// Browse the marketplace
+///
+/// PUBLIC, enabled templates, most popular first by default. People, and
+/// partners with `marketplace:read`.
+#[utoipa::path(
+    get,
+    path = "/marketplace/templates",
+    tag = "Marketplace",
+    params(
+        openapi::TemplateFilters,
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of templates.", body = openapi::TemplateList),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = []), ("partner_key" = [], "partner_secret" = [])),
+)]
 pub async fn list_templates(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -136,19 +177,7 @@ async fn list_templates_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     require_browse(principal)?;
-    let params = Params::of(
-        req,
-        &[
-            "category",
-            "difficulty_level",
-            "tag",
-            "pricing_type",
-            "q",
-            "sort",
-            "limit",
-            "cursor",
-        ],
-    )?;
+    let params = Params::of(req, LIST_TEMPLATES_PARAMS)?;
     let ordering = match params.one_of("sort", &["POPULAR", "NEWEST", "PRICE"])? {
         None | Some("POPULAR") => POPULAR,
         Some("NEWEST") => NEWEST,
@@ -195,7 +224,29 @@ async fn list_templates_query(
     Ok(Reply::Json(fetch_page(state, sql, &page).await?))
 }
 
-/// `GET /admin/marketplace/templates`.
+/// The admin's templates
+///
+/// Admins: their own baskets that were ever published, enabled or not,
+/// latest first publication first.
+#[utoipa::path(
+    get,
+    path = "/admin/marketplace/templates",
+    tag = "Templates",
+    params(
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of templates.", body = openapi::TemplateList),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn admin_templates(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -213,7 +264,7 @@ async fn admin_templates_query(
     principal: &Principal,
 ) -> Result<Reply, QueryError> {
     let admin = principal.require_admin()?;
-    let params = Params::of(req, &["limit", "cursor"])?;
+    let params = Params::of(req, ADMIN_TEMPLATES_PARAMS)?;
     let page = PageRequest::from_params(&params, ADMIN)?;
     let mut sql = Sql::new(&format!(
         "SELECT {BASKET_COLUMNS} FROM rm_baskets b \
@@ -223,7 +274,30 @@ async fn admin_templates_query(
     Ok(Reply::Json(fetch_page(state, sql, &page).await?))
 }
 
-/// `GET /marketplace/templates/{id}`.
+/// A template's details
+///
+/// Any enabled template by id (PRIVATE ones too). Strategies are previews
+/// without legs, except for the owner, admins and executors, who get them
+/// in full. A disabled template is 404 except to the owner and admins.
+#[utoipa::path(
+    get,
+    path = "/marketplace/templates/{id}",
+    tag = "Marketplace",
+    params(
+        ("id" = Uuid, Path, description = "The template id."),
+    ),
+    responses(
+        (status = 200, description = "The template.", body = openapi::TemplateDetail),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = []), ("partner_key" = [], "partner_secret" = [])),
+)]
 pub async fn get_template(
     state: web::Data<QueryState>,
     req: HttpRequest,

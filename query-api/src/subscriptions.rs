@@ -22,11 +22,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
+use basketry_command_api::openapi::schemas;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 
 use crate::baskets::fetch_basket;
 use crate::error::QueryError;
+use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::request::{run, Reply};
@@ -40,6 +42,12 @@ const COLUMNS: &str = "s.subscription_id, s.created_position, s.user_id, s.user_
      s.template_id, s.template_name, s.partner_id, s.api_key_id, s.status, s.pricing_type, \
      s.monthly_fee, s.currency, s.allocations, s.next_billing_date, s.status_history, \
      s.created_at, s.updated_at";
+
+/// The query parameters of the subscription lists (user and partner).
+pub const LIST_PARAMS: &[&str] = &["status", "limit", "cursor"];
+
+/// The query parameters of `GET /execution/templates/{id}/subscribers`.
+pub const SUBSCRIBERS_PARAMS: &[&str] = &["limit", "cursor"];
 
 /// Newest first.
 const NEWEST: Ordering = Ordering {
@@ -206,7 +214,7 @@ async fn list(
     as_partner: bool,
 ) -> Result<Reply, QueryError> {
     let scope = Scope::of(principal, as_partner)?;
-    let params = Params::of(req, &["status", "limit", "cursor"])?;
+    let params = Params::of(req, LIST_PARAMS)?;
     let page = PageRequest::from_params(&params, NEWEST)?;
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM rm_subscriptions s WHERE 1 = 1"
@@ -250,7 +258,30 @@ async fn one(
     }
 }
 
-/// `GET /user/subscriptions`.
+/// Your subscriptions
+///
+/// The caller's subscriptions (direct, or made for them by a partner),
+/// newest first.
+#[utoipa::path(
+    get,
+    path = "/user/subscriptions",
+    tag = "Subscriptions",
+    params(
+        openapi::StatusFilter,
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of subscriptions.", body = openapi::SubscriptionList),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn list_user_subscriptions(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -262,7 +293,28 @@ pub async fn list_user_subscriptions(
     .await
 }
 
-/// `GET /user/subscriptions/{id}`.
+/// One of your subscriptions
+///
+/// With its status history. Anyone else's is 404.
+#[utoipa::path(
+    get,
+    path = "/user/subscriptions/{id}",
+    tag = "Subscriptions",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id."),
+    ),
+    responses(
+        (status = 200, description = "The subscription.", body = schemas::Subscription),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn get_user_subscription(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -274,7 +326,30 @@ pub async fn get_user_subscription(
     .await
 }
 
-/// `GET /partner/subscriptions`.
+/// The partner's subscriptions
+///
+/// The subscriptions the calling partner created (with any of its keys),
+/// newest first.
+#[utoipa::path(
+    get,
+    path = "/partner/subscriptions",
+    tag = "Partner API",
+    params(
+        openapi::StatusFilter,
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of subscriptions.", body = openapi::SubscriptionList),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("partner_key" = [], "partner_secret" = [])),
+)]
 pub async fn list_partner_subscriptions(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -286,7 +361,28 @@ pub async fn list_partner_subscriptions(
     .await
 }
 
-/// `GET /partner/subscriptions/{id}`.
+/// One of the partner's subscriptions
+///
+/// Another partner's subscription is 404.
+#[utoipa::path(
+    get,
+    path = "/partner/subscriptions/{id}",
+    tag = "Partner API",
+    params(
+        ("id" = Uuid, Path, description = "The subscription id."),
+    ),
+    responses(
+        (status = 200, description = "The subscription.", body = schemas::Subscription),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("partner_key" = [], "partner_secret" = [])),
+)]
 pub async fn get_partner_subscription(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -298,7 +394,31 @@ pub async fn get_partner_subscription(
     .await
 }
 
-/// `GET /execution/templates/{id}/subscribers`.
+/// A template's active subscribers
+///
+/// Executors and admins: the ACTIVE subscriptions of a template with their
+/// allocations, oldest first. 404 for a basket never published.
+#[utoipa::path(
+    get,
+    path = "/execution/templates/{id}/subscribers",
+    tag = "Execution",
+    params(
+        ("id" = Uuid, Path, description = "The template id."),
+        openapi::Page,
+    ),
+    responses(
+        (status = 200, description = "A page of subscribers.", body = openapi::SubscriberList),
+        (status = 400, response = schemas::BadRequest),
+        (status = 401, response = schemas::Unauthorized),
+        (status = 403, response = schemas::Forbidden),
+        (status = 404, response = schemas::NotFound),
+        (status = 422, response = schemas::UnprocessableEntity),
+        (status = 429, response = schemas::TooManyRequests),
+        (status = 500, response = schemas::InternalError),
+        (status = 503, response = schemas::ServiceUnavailable),
+    ),
+    security(("bearer_jwt" = [])),
+)]
 pub async fn template_subscribers(
     state: web::Data<QueryState>,
     req: HttpRequest,
@@ -317,7 +437,7 @@ async fn subscribers_query(
 ) -> Result<Reply, QueryError> {
     principal.require_executor()?;
     let id = path_uuid(req, "id", "template")?;
-    let params = Params::of(req, &["limit", "cursor"])?;
+    let params = Params::of(req, SUBSCRIBERS_PARAMS)?;
     let page = PageRequest::from_params(&params, SUBSCRIBERS)?;
     match fetch_basket(state, &id).await? {
         Some(basket) if basket.ever_published() => {}

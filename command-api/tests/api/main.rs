@@ -4,5 +4,6 @@ mod baskets;
 mod billing;
 mod errors;
 mod helpers;
+mod openapi;
 mod partners;
 mod subscriptions;

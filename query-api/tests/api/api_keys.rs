@@ -12,7 +12,7 @@ on_every_backend!(
 
 /// Writes the `rm_partner_keys` row the projector would write for a key the
 /// command API answered `created` for.
-async fn seed_key(app: &TestApp, created: &Value, position: i64) {
+pub(crate) async fn seed_key(app: &TestApp, created: &Value, position: i64) {
     let pct = |v: &Value| (v.as_f64().unwrap() * 100.0).round() as i64;
     app.exec(
         "INSERT INTO rm_partner_keys (api_key_id, partner_id, api_key, partner_name, \

@@ -12,4 +12,5 @@ mod consistency;
 mod errors;
 mod ledger;
 mod marketplace;
+mod openapi;
 mod subscriptions;

@@ -1,0 +1,288 @@
+//! The command API's part of the OpenAPI 3.1 document, generated from the
+//! code with `utoipa`.
+//!
+//! * Every handler in [`crate::routes`] carries `#[utoipa::path(...)]`:
+//!   method, path, parameters, request body, each status it can answer and
+//!   its security; [`CommandApiDoc`] collects them.
+//! * [`schemas`] — response shapes and the one `Problem` error body;
+//!   [`requests`] — the domain's input types as schemas (the domain crate
+//!   stays free of HTTP and OpenAPI); [`shape`] — checking JSON against
+//!   the document, for the tests that keep it honest.
+//! * What every command has in common because [`crate::command::run`]
+//!   does it for all of them — `Idempotency-Key`, `X-Consistency-Token`,
+//!   `Idempotent-Replayed`, partner rate-limit headers — is added by the
+//!   [`CommandConventions`] modifier, so no route can be documented
+//!   without them. [`SecurityAddon`] declares the security schemes.
+//!
+//! The complete document (both APIs and the operational routes) is
+//! assembled and served by the `basketry-openapi` crate.
+
+pub mod requests;
+pub mod schemas;
+pub mod shape;
+
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{Components, RefOr, Required};
+use utoipa::{Modify, OpenApi};
+
+/// Security scheme of people: `Authorization: Bearer <JWT>`.
+pub const BEARER_JWT: &str = "bearer_jwt";
+/// Security scheme of partners' keys: `Authorization: Bearer pk_…`; always
+/// together with [`PARTNER_SECRET`].
+pub const PARTNER_KEY: &str = "partner_key";
+/// Security scheme of partners' secrets: `X-Partner-Secret: sk_…`.
+pub const PARTNER_SECRET: &str = "partner_secret";
+
+/// The command API's operations and components.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::routes::create_basket,
+        crate::routes::update_basket,
+        crate::routes::add_strategy,
+        crate::routes::replace_strategy,
+        crate::routes::remove_strategy,
+        crate::routes::publish_template,
+        crate::routes::update_template,
+        crate::routes::unpublish_template,
+        crate::routes::subscribe,
+        crate::routes::user_pause,
+        crate::routes::user_resume,
+        crate::routes::user_cancel,
+        crate::routes::user_allocations,
+        crate::routes::partner_subscribe,
+        crate::routes::partner_pause,
+        crate::routes::partner_resume,
+        crate::routes::partner_cancel,
+        crate::routes::create_api_key,
+        crate::routes::update_api_key,
+        crate::routes::rotate_api_key,
+        crate::routes::revoke_api_key,
+        crate::routes::billing_run,
+    ),
+    components(
+        schemas(schemas::Problem, schemas::FieldError),
+        responses(
+            schemas::BadRequest,
+            schemas::Unauthorized,
+            schemas::Forbidden,
+            schemas::NotFound,
+            schemas::Conflict,
+            schemas::PayloadTooLarge,
+            schemas::UnsupportedMediaType,
+            schemas::UnprocessableEntity,
+            schemas::TooManyRequests,
+            schemas::InternalError,
+            schemas::ServiceUnavailable,
+        )
+    ),
+    modifiers(&SecurityAddon, &CommandConventions)
+)]
+pub struct CommandApiDoc;
+
+/// Declares the security schemes: [`BEARER_JWT`], and the pair
+/// [`PARTNER_KEY`] + [`PARTNER_SECRET`] that partner operations require
+/// together.
+pub struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Components::default);
+        components.add_security_scheme(
+            BEARER_JWT,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A person's JWT (HS256 with the configured secret, or RS256/ES256 from \
+                         the configured JWKS). Identity is the `email` claim; roles come from \
+                         `groups` or `cognito:groups`: `Admins`, `Auditors`, `Executors`.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            PARTNER_KEY,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("pk_<partner>_live_<base62>")
+                    .description(Some(
+                        "A partner's API key as the bearer token: `Authorization: Bearer \
+                         pk_…`. Always sent with `X-Partner-Secret` (scheme `partner_secret`).",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            PARTNER_SECRET,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Partner-Secret",
+                "The key's secret, `sk_<partner>_live_<base62>`, shown once at creation or \
+                 rotation. Repeated wrong secrets are throttled (429).",
+            ))),
+        );
+    }
+}
+
+/// The security requirement of partner operations: key and secret.
+pub fn partner_requirement() -> SecurityRequirement {
+    SecurityRequirement::new(PARTNER_KEY, Vec::<String>::new())
+        .add(PARTNER_SECRET, Vec::<String>::new())
+}
+
+/// Whether partners may call `operation`.
+pub fn allows_partner(operation: &Operation) -> bool {
+    operation
+        .security
+        .as_ref()
+        .is_some_and(|s| s.contains(&partner_requirement()))
+}
+
+/// Every operation of a path item.
+pub fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// A string header with a description.
+pub fn string_header(description: &str) -> Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(description))
+        .build()
+}
+
+/// An optional string header parameter.
+pub fn header_parameter(name: &str, description: &str, max_length: Option<usize>) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(max_length.map(|_| 1))
+                .max_length(max_length),
+        ))
+        .build()
+}
+
+/// `RateLimit-Policy` and `RateLimit` (IETF httpapi draft), on every
+/// answer to a partner credential.
+pub fn rate_limit_headers() -> [(&'static str, Header); 2] {
+    [
+        (
+            "RateLimit-Policy",
+            string_header(
+                "Partner requests only: the key's quotas, e.g. `\"minute\";q=100;w=60, \
+                 \"day\";q=10000;w=86400`.",
+            ),
+        ),
+        (
+            "RateLimit",
+            string_header(
+                "Partner requests only: what is left of the tightest quota, e.g. \
+                 `\"minute\";r=99;t=60`.",
+            ),
+        ),
+    ]
+}
+
+/// Adds `parameter` to `operation` unless it has one of that name.
+pub fn add_parameter(operation: &mut Operation, parameter: Parameter) {
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    if !parameters.iter().any(|p| p.name == parameter.name) {
+        parameters.push(parameter);
+    }
+}
+
+/// An optional body is written `Option<T>` in the annotations, which makes
+/// utoipa both mark it not required (right: an empty body reads as `{}`)
+/// and let it be `null` (wrong: `null` is 400). This keeps the former.
+fn optional_bodies_are_not_null(operation: &mut Operation) {
+    let Some(body) = operation.request_body.as_mut() else {
+        return;
+    };
+    for content in body.content.values_mut() {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+            continue;
+        };
+        let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+        let mut others = one_of.items.iter().filter(|s| !is_null(s));
+        if let (Some(only), None, true) = (others.next(), others.next(), one_of.items.len() == 2) {
+            content.schema = Some(only.clone());
+        }
+    }
+}
+
+/// What [`crate::command::run`] gives every command: the
+/// `Idempotency-Key` request header; `X-Consistency-Token` and
+/// `Idempotent-Replayed` on success; partners' rate-limit headers.
+pub struct CommandConventions;
+
+impl Modify for CommandConventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item) {
+                add_parameter(
+                    operation,
+                    header_parameter(
+                        "Idempotency-Key",
+                        "Makes a retry safe: the first response is stored for 24 h per \
+                         principal and replayed for a retry of the same request (with \
+                         `Idempotent-Replayed: true`). The same key with another request is \
+                         422 `idempotency_key_reused`; a retry while the first is still \
+                         running is 409.",
+                        Some(255),
+                    ),
+                );
+                optional_bodies_are_not_null(operation);
+                let partner = allows_partner(operation);
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.starts_with('2') {
+                        response.headers.insert(
+                            "X-Consistency-Token".into(),
+                            string_header(
+                                "`commit.prepare`: the global position of the command's last \
+                                 event. Send it back on a query to read your own write.",
+                            ),
+                        );
+                        response.headers.insert(
+                            "Idempotent-Replayed".into(),
+                            string_header("`true` when this is a stored response replayed for a retry with the same `Idempotency-Key`."),
+                        );
+                    }
+                    if partner {
+                        for (name, header) in rate_limit_headers() {
+                            response.headers.insert(name.into(), header);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

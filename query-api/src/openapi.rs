@@ -1,0 +1,545 @@
+//! The query API's part of the OpenAPI 3.1 document.
+//!
+//! Every handler carries `#[utoipa::path(...)]`; [`QueryApiDoc`] collects
+//! them. The answers are JSON built from read-model rows, so their shapes
+//! are described here by documentation-only types (never built); the
+//! black-box test `openapi` (`tests/api/openapi.rs`) checks real answers
+//! against them with [`basketry_command_api::openapi::shape`]. Shapes shared
+//! with the command API (`Basket`, `Subscription`, `ApiKey`, …) are the
+//! command API's.
+//!
+//! What [`crate::request::run`] gives every query — the optional
+//! `X-Consistency-Token` request header, partners' rate-limit headers — is
+//! added by the [`QueryConventions`] modifier. Query parameters are
+//! [`IntoParams`] types; the unit test below checks that each route's
+//! documented parameters are exactly the ones its handler accepts (the
+//! `…_PARAMS` lists it passes to [`crate::params::Params::of`]).
+
+use basketry_command_api::openapi::schemas::{
+    self, ApiKey, ApiKeyStatus, Basket, DifficultyLevel, Pricing, PricingType, Strategy,
+    Subscription, SubscriptionStatus, Visibility,
+};
+use basketry_command_api::openapi::{
+    add_parameter, allows_partner, header_parameter, operations_mut, rate_limit_headers,
+    SecurityAddon,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+/// The query API's operations and components.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        crate::marketplace::list_templates,
+        crate::marketplace::get_template,
+        crate::marketplace::admin_templates,
+        crate::subscriptions::template_subscribers,
+        crate::baskets::list_baskets,
+        crate::baskets::get_basket,
+        crate::subscriptions::list_user_subscriptions,
+        crate::subscriptions::get_user_subscription,
+        crate::subscriptions::list_partner_subscriptions,
+        crate::subscriptions::get_partner_subscription,
+        crate::ledger::partner_ledger,
+        crate::ledger::partner_statement,
+        crate::ledger::admin_ledger,
+        crate::api_keys::list_api_keys,
+        crate::api_keys::get_api_key,
+    ),
+    components(
+        // Schemas only parameters refer to (utoipa collects the others).
+        schemas(schemas::Problem, schemas::FieldError, TemplateSort),
+        responses(
+            schemas::BadRequest,
+            schemas::Unauthorized,
+            schemas::Forbidden,
+            schemas::NotFound,
+            schemas::Conflict,
+            schemas::PayloadTooLarge,
+            schemas::UnsupportedMediaType,
+            schemas::UnprocessableEntity,
+            schemas::TooManyRequests,
+            schemas::InternalError,
+            schemas::ServiceUnavailable,
+        )
+    ),
+    modifiers(&SecurityAddon, &QueryConventions)
+)]
+pub struct QueryApiDoc;
+
+/// What [`crate::request::run`] gives every query: the optional
+/// `X-Consistency-Token` request header, and partners' rate-limit headers
+/// on the answers of the routes partners may call.
+pub struct QueryConventions;
+
+impl Modify for QueryConventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item) {
+                add_parameter(
+                    operation,
+                    header_parameter(
+                        "X-Consistency-Token",
+                        "The `X-Consistency-Token` a command answered with: the query waits \
+                         (at most 3 s) until the read models include that command, else \
+                         answers 503 `consistency_timeout` with `Retry-After`.",
+                        None,
+                    ),
+                );
+                if !allows_partner(operation) {
+                    continue;
+                }
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                        for (name, header) in rate_limit_headers() {
+                            response.headers.insert(name.into(), header);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// -------------------------------------------------------------- parameters
+
+/// Cursor paging.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100, example = 20)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (opaque).
+    pub cursor: Option<String>,
+}
+
+/// The order of `GET /marketplace/templates` (any case).
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateSort {
+    /// `subscriber_count` descending (the default).
+    Popular,
+    /// Latest first publication first.
+    Newest,
+    /// `monthly_fee` ascending.
+    Price,
+}
+
+/// Filters of `GET /marketplace/templates`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TemplateFilters {
+    /// The marketplace category (any case), e.g. `INCOME`.
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$", example = "INCOME")]
+    pub category: Option<String>,
+    pub difficulty_level: Option<DifficultyLevel>,
+    /// A tag the template has (any case).
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$", example = "NIFTY")]
+    pub tag: Option<String>,
+    pub pricing_type: Option<PricingType>,
+    /// Case-insensitive substring of the name (at most 100 characters; `%`
+    /// and `_` match themselves).
+    #[param(max_length = 100, example = "straddle")]
+    pub q: Option<String>,
+    pub sort: Option<TemplateSort>,
+}
+
+/// The status filter of subscription lists (any case).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusFilter {
+    pub status: Option<SubscriptionStatus>,
+}
+
+/// The period of a ledger query, by the lines' `period_start` (UTC dates,
+/// both inclusive).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LedgerRange {
+    /// `YYYY-MM-DD`, inclusive.
+    pub from: Option<NaiveDate>,
+    /// `YYYY-MM-DD`, inclusive; not before `from`.
+    pub to: Option<NaiveDate>,
+}
+
+/// One partner's lines only (direct subscriptions have none).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PartnerFilter {
+    /// A partner id (any case), e.g. `ZEBU`.
+    #[param(pattern = "^[A-Za-z0-9_]{1,64}$", example = "ZEBU")]
+    pub partner_id: Option<String>,
+}
+
+/// The status filter of the key list (any case).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyStatusFilter {
+    pub status: Option<ApiKeyStatus>,
+}
+
+// ---------------------------------------------------------------- answers
+
+/// A marketplace template: identity, configuration and popularity.
+#[derive(ToSchema)]
+pub struct TemplateItem {
+    pub template_id: Uuid,
+    /// Equal to `template_id`.
+    pub basket_id: Uuid,
+    pub name: String,
+    pub description: String,
+    /// The marketplace category.
+    pub category: String,
+    #[schema(nullable)]
+    pub difficulty_level: DifficultyLevel,
+    pub tags: Vec<String>,
+    #[schema(nullable)]
+    pub pricing: Pricing,
+    #[schema(nullable)]
+    pub visibility: Visibility,
+    /// Published and not disabled.
+    pub enabled: bool,
+    /// Equal to `enabled`.
+    pub is_template: bool,
+    /// Subscriptions not cancelled.
+    pub subscriber_count: u64,
+    pub strategy_count: u32,
+    pub basket_revision: u64,
+    /// First publication.
+    #[schema(nullable)]
+    pub published_at: DateTime<Utc>,
+}
+
+/// A page of templates.
+#[derive(ToSchema)]
+pub struct TemplateList {
+    pub templates: Vec<TemplateItem>,
+    /// `null` on the last page.
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+/// What anyone may see of a template's strategy: what runs when, not the
+/// legs.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StrategyPreview {
+    pub strategy_id: Uuid,
+    pub name: String,
+    pub underlying: String,
+    pub product: schemas::Product,
+    pub entry_time: String,
+    pub exit_time: String,
+    pub trading_days: Vec<schemas::TradingDay>,
+    pub leg_count: u32,
+}
+
+/// A full strategy, for the template's owner, admins and executors.
+#[derive(ToSchema)]
+pub struct FullStrategy {
+    #[serde(flatten)]
+    pub strategy: Strategy,
+    pub leg_count: u32,
+}
+
+/// A template's strategy: a preview, or in full for the owner, admins and
+/// executors.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum TemplateStrategy {
+    Preview(StrategyPreview),
+    Full(FullStrategy),
+}
+
+/// A template with its strategies.
+#[derive(ToSchema)]
+pub struct TemplateDetail {
+    #[serde(flatten)]
+    pub item: TemplateItem,
+    pub strategies: Vec<TemplateStrategy>,
+    /// Performance metrics, `null` when none.
+    #[schema(value_type = Object, nullable)]
+    pub performance_metrics: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of baskets.
+#[derive(ToSchema)]
+pub struct BasketList {
+    pub baskets: Vec<Basket>,
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+/// A page of subscriptions.
+#[derive(ToSchema)]
+pub struct SubscriptionList {
+    pub subscriptions: Vec<Subscription>,
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+/// An ACTIVE subscriber of a template, as executors see it.
+#[derive(ToSchema)]
+pub struct Subscriber {
+    pub subscription_id: Uuid,
+    pub user_id: Uuid,
+    #[schema(nullable)]
+    pub partner_id: String,
+    pub status: SubscriptionStatus,
+    pub broker_allocations: Vec<schemas::Allocation>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of a template's subscribers, oldest first.
+#[derive(ToSchema)]
+pub struct SubscriberList {
+    pub template_id: Uuid,
+    pub subscribers: Vec<Subscriber>,
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+/// One ledger line: one charge of one billing period.
+#[derive(ToSchema)]
+pub struct LedgerEntry {
+    /// The `SubscriptionCharged` event.
+    pub event_id: Uuid,
+    /// `commit.prepare`: the charge's place in the global log.
+    #[schema(example = "42.42")]
+    pub position: String,
+    pub commit_position: i64,
+    pub prepare_position: i64,
+    pub subscription_id: Uuid,
+    pub template_id: Uuid,
+    pub user_id: Uuid,
+    /// `null` for a direct subscription.
+    #[schema(nullable)]
+    pub partner_id: String,
+    /// Which billing period of the subscription (0 first).
+    pub period_index: i64,
+    /// The line's date.
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub partner_bps: i64,
+    pub platform_bps: i64,
+    pub partner_share: i64,
+    pub platform_share: i64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The sums over the whole requested range. With no line: zeros and
+/// `currency: null`; over several currencies: all `null` (see
+/// `totals_by_currency`).
+#[derive(ToSchema)]
+pub struct LedgerTotals {
+    #[schema(nullable)]
+    pub gross: i64,
+    #[schema(nullable)]
+    pub platform_share: i64,
+    #[schema(nullable)]
+    pub partner_share: i64,
+    #[schema(nullable)]
+    pub currency: String,
+}
+
+/// The sums of one currency's lines.
+#[derive(ToSchema)]
+pub struct CurrencyTotals {
+    pub gross: i64,
+    pub platform_share: i64,
+    pub partner_share: i64,
+    pub currency: String,
+}
+
+/// A page of ledger lines with the totals of the whole range.
+#[derive(ToSchema)]
+pub struct Ledger {
+    /// In log order.
+    pub entries: Vec<LedgerEntry>,
+    pub totals: LedgerTotals,
+    /// One per currency, alphabetical.
+    pub totals_by_currency: Vec<CurrencyTotals>,
+    /// Lines in the whole range.
+    pub entry_count: i64,
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+/// A partner's monthly statement with the digest of its lines.
+#[derive(ToSchema)]
+pub struct Statement {
+    pub partner_id: String,
+    /// `YYYY-MM`.
+    #[schema(example = "2026-10")]
+    pub month: String,
+    /// The month's first day.
+    pub from: NaiveDate,
+    /// The month's last day.
+    pub to: NaiveDate,
+    pub generated_at: DateTime<Utc>,
+    /// Every line of the month, in log order.
+    pub entries: Vec<LedgerEntry>,
+    pub totals: LedgerTotals,
+    pub totals_by_currency: Vec<CurrencyTotals>,
+    pub entry_count: i64,
+    /// The canonical form the digest is over (1).
+    pub canonical_form_version: u32,
+    /// `sha256`.
+    #[schema(example = "sha256")]
+    pub digest_algorithm: String,
+    /// Lower-case hex SHA-256 of the canonical lines (see the ledger
+    /// documentation).
+    pub digest: String,
+}
+
+/// How much a key was used.
+#[derive(ToSchema)]
+pub struct KeyUsage {
+    pub request_count: i64,
+}
+
+/// A key as admins list it, with its usage; never the secret.
+#[derive(ToSchema)]
+pub struct ApiKeyWithUsage {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// `null` when never used.
+    #[schema(nullable)]
+    pub last_used_at: DateTime<Utc>,
+    pub usage: KeyUsage,
+}
+
+/// A page of keys.
+#[derive(ToSchema)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyWithUsage>,
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_json::Value;
+
+    use super::*;
+
+    fn doc() -> Value {
+        serde_json::to_value(QueryApiDoc::openapi()).expect("the document serialises")
+    }
+
+    #[test]
+    fn documented_query_parameters_are_the_ones_each_handler_accepts() {
+        let accepted: BTreeMap<&str, &[&str]> = BTreeMap::from([
+            (
+                "/marketplace/templates",
+                crate::marketplace::LIST_TEMPLATES_PARAMS,
+            ),
+            (
+                "/admin/marketplace/templates",
+                crate::marketplace::ADMIN_TEMPLATES_PARAMS,
+            ),
+            (
+                "/execution/templates/{id}/subscribers",
+                crate::subscriptions::SUBSCRIBERS_PARAMS,
+            ),
+            ("/baskets", crate::baskets::LIST_BASKETS_PARAMS),
+            ("/user/subscriptions", crate::subscriptions::LIST_PARAMS),
+            ("/partner/subscriptions", crate::subscriptions::LIST_PARAMS),
+            ("/partner/ledger", crate::ledger::PARTNER_LEDGER_PARAMS),
+            (
+                "/partner/statements/{month}",
+                crate::ledger::STATEMENT_PARAMS,
+            ),
+            ("/admin/ledger", crate::ledger::ADMIN_LEDGER_PARAMS),
+            (
+                "/admin/partner-api-keys",
+                crate::api_keys::LIST_API_KEYS_PARAMS,
+            ),
+        ]);
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            let op = &item["get"];
+            let documented: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            let handled: BTreeSet<&str> = accepted
+                .get(path.as_str())
+                .map(|names| names.iter().copied().collect())
+                .unwrap_or_default();
+            assert_eq!(documented, handled, "GET {path}");
+        }
+    }
+
+    #[test]
+    fn the_route_table_and_the_annotations_agree() {
+        let doc = doc();
+        let registered: BTreeSet<(String, String)> = crate::endpoints()
+            .iter()
+            .map(|e| (e.method.as_str().to_ascii_lowercase(), e.path.to_string()))
+            .collect();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        assert_eq!(registered, documented);
+    }
+
+    #[test]
+    fn every_query_documents_what_run_gives_it() {
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let at = format!("{method} {path}");
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["name"] == "X-Consistency-Token" && p["in"] == "header"),
+                    "{at}"
+                );
+                let path_names: BTreeSet<&str> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                    .collect();
+                let path_params: BTreeSet<&str> = params
+                    .iter()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                assert_eq!(path_names, path_params, "{at}");
+                assert!(op["security"].is_array(), "{at}: no security");
+                let responses = op["responses"].as_object().expect("responses");
+                for status in [200, 400, 401, 403, 429, 500, 503] {
+                    assert!(
+                        responses.contains_key(&status.to_string()),
+                        "{at}: {status}"
+                    );
+                }
+                for (status, response) in responses.iter().filter(|(s, _)| *s != "200") {
+                    let resolved = basketry_command_api::openapi::shape::resolve(&doc, response);
+                    let body = &resolved["content"]["application/problem+json"]["schema"];
+                    assert_eq!(
+                        basketry_command_api::openapi::shape::ref_name(body),
+                        Some("Problem"),
+                        "{at} {status}"
+                    );
+                }
+            }
+        }
+    }
+}
