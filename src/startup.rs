@@ -135,6 +135,7 @@ impl Application {
                     auth.clone(),
                 ))
                 .configure(basketry_query_api::configure(query.clone()))
+                .configure(basketry_openapi::configure)
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))

@@ -625,11 +625,25 @@ async fn request_ids_are_echoed_and_metrics_count_requests_by_route_and_show_pro
         .expect("healthz");
     assert!(generated.headers().get("x-request-id").is_some());
     let (t, token) = app.template("Measured", "INCOME", 1).await;
-    let ready = app.get("/readyz", &app.admin(), Some(&token)).await;
-    assert_eq!(ready.status, 200, "{}", ready.text);
-    let _ = app
-        .get(&format!("/marketplace/templates/{t}"), &app.admin(), None)
+    // The template is read back through the query API, so the projectors
+    // have caught up; readiness follows within a poll or two.
+    let details = app
+        .get(
+            &format!("/marketplace/templates/{t}"),
+            &app.admin(),
+            Some(&token),
+        )
         .await;
+    assert_eq!(details.status, 200, "{}", details.text);
+    let mut ready = app.get("/readyz", &app.admin(), None).await;
+    for _ in 0..100 {
+        if ready.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ready = app.get("/readyz", &app.admin(), None).await;
+    }
+    assert_eq!(ready.status, 200, "{}", ready.text);
     let metrics = app
         .client
         .get(format!("{}/metrics", app.base))
@@ -708,4 +722,49 @@ async fn after_the_demo_browse_returns_templates_ranked_by_subscribers() {
         .await
         .expect("partner");
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_program_serves_its_documented_operational_routes_and_the_api_documents() {
+    let app = spawn().await;
+    for (method, path) in basketry_openapi::BINARY_ROUTES {
+        assert_eq!(*method, "GET");
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("request");
+        assert_ne!(r.status(), 404, "{path} is documented but not served");
+    }
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .expect("openapi")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
+    for (_, path) in basketry_openapi::BINARY_ROUTES {
+        assert!(
+            doc["paths"][*path].is_object(),
+            "{path} missing from the document"
+        );
+    }
+    let docs = app
+        .client
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(docs.status(), 200);
+    assert!(docs
+        .text()
+        .await
+        .expect("html")
+        .contains("/partner/marketplace/subscribe"));
 }
