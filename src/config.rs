@@ -29,7 +29,7 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub event_store: Option<String>,
-    /// SQL database for idempotency records (and, later, read models):
+    /// SQL database for the read models, idempotency records and key usage:
     /// `sqlite://…` or `postgres://…` (default: `read.db` under the data
     /// directory).
     #[arg(long, env = "BASKETRY_READ_DB", global = true, hide_env_values = true)]

@@ -27,12 +27,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the command API (embedded SQLite under the data directory
-    /// unless stores are configured).
+    /// Serve the command API, the projectors and the query API on one port
+    /// (embedded SQLite under the data directory unless stores are
+    /// configured), or only the parts named with --role.
     Serve {
         /// Address to listen on.
         #[arg(long, env = "BASKETRY_BIND", default_value = "127.0.0.1:8080")]
         bind: String,
+        /// Run only these parts (repeatable): `command`, `query`,
+        /// `projector`. Default: all three in one process. Projector roles
+        /// share a lease, so only one runs the projectors at a time.
+        #[arg(long = "role", value_enum)]
+        roles: Vec<Role>,
     },
     /// Print a JWT signed with the configured (or generated) HS256 secret,
     /// and nothing else.
@@ -70,6 +76,13 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    Command,
+    Query,
+    Projector,
 }
 
 #[derive(Subcommand)]
@@ -120,11 +133,20 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command {
-        Command::Serve { bind } => {
+        Command::Serve { bind, roles } => {
             init_logging();
+            let roles = if roles.is_empty() {
+                startup::Roles::ALL
+            } else {
+                startup::Roles {
+                    command: roles.contains(&Role::Command),
+                    query: roles.contains(&Role::Query),
+                    projector: roles.contains(&Role::Projector),
+                }
+            };
             let listener =
                 std::net::TcpListener::bind(&bind).with_context(|| format!("binding {bind}"))?;
-            let app = startup::Application::build(&settings, listener).await?;
+            let app = startup::Application::build_with_roles(&settings, listener, roles).await?;
             eprintln!("basketry listening on http://{bind}");
             app.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)

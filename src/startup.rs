@@ -34,10 +34,36 @@ const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Projector lag beyond which `/readyz` answers 503.
 const READY_MAX_LAG_SECONDS: f64 = 30.0;
 
+/// Time to live of the projector lease; renewed every third of it, so a
+/// standby takes over within this long after the holder dies.
+const PROJECTOR_LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// Which parts of the program this process runs (`--role`, repeatable;
+/// all three by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The command API.
+    pub command: bool,
+    /// The query API.
+    pub query: bool,
+    /// The projectors (under a lease: one holder at a time).
+    pub projector: bool,
+}
+
+impl Roles {
+    /// Everything in one process: the embedded default.
+    pub const ALL: Roles = Roles {
+        command: true,
+        query: true,
+        projector: true,
+    };
+}
+
 /// A built, not yet running, Basketry server.
 pub struct Application {
     port: u16,
     server: Server,
+    roles: Roles,
     runtime: Arc<ProjectorRuntime>,
     usage: Data<UsageLog>,
     read_db: sqlx::AnyPool,
@@ -55,8 +81,18 @@ struct Ops {
 
 impl Application {
     /// Opens the configured stores (creating and migrating embedded ones)
-    /// and binds `listener`.
+    /// and binds `listener`, with every role.
     pub async fn build(settings: &Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::build_with_roles(settings, listener, Roles::ALL).await
+    }
+
+    /// [`Self::build`] for the given roles only. Every role serves
+    /// `/healthz`, `/readyz` and `/metrics`.
+    pub async fn build_with_roles(
+        settings: &Settings,
+        listener: TcpListener,
+        roles: Roles,
+    ) -> anyhow::Result<Self> {
         let store = basketry_store::connect(&settings.event_store_url()?)
             .await
             .context("opening the event store")?;
@@ -130,12 +166,18 @@ impl Application {
                 .app_data(app_usage.clone())
                 .app_data(ops.clone())
                 .app_data(metrics.clone())
-                .configure(basketry_command_api::app::configure(
-                    command.clone(),
-                    auth.clone(),
-                ))
-                .configure(basketry_query_api::configure(query.clone()))
-                .configure(basketry_openapi::configure)
+                .app_data(auth.clone())
+                .configure(|cfg| {
+                    if roles.command {
+                        basketry_command_api::app::configure(command.clone(), auth.clone())(cfg);
+                    }
+                    if roles.query {
+                        basketry_query_api::configure(query.clone())(cfg);
+                    }
+                    if roles.command || roles.query {
+                        basketry_openapi::configure(cfg);
+                    }
+                })
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics_text))
@@ -156,6 +198,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            roles,
             runtime,
             usage,
             read_db,
@@ -178,8 +221,18 @@ impl Application {
     /// requests finish, the projectors finish their batch (checkpoints
     /// saved), pending key usage is written.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let runtime = Arc::clone(&self.runtime);
-        let projectors = tokio::spawn(async move { runtime.run().await });
+        let (stop_projectors, stop_rx) = tokio::sync::watch::channel(false);
+        let projectors = self.roles.projector.then(|| {
+            let lease =
+                basketry_projections::lease::Lease::new(self.read_db.clone(), PROJECTOR_LEASE_TTL);
+            tokio::spawn(basketry_projections::lease::run_with_lease(
+                Arc::clone(&self.store),
+                self.read_db.clone(),
+                self.runtime.projectors().to_vec(),
+                lease,
+                stop_rx,
+            ))
+        });
         let usage = self.usage.clone();
         let db = self.read_db.clone();
         let flusher = tokio::spawn(async move {
@@ -192,8 +245,10 @@ impl Application {
             }
         });
         let served = self.server.await;
-        self.runtime.stop();
-        let _ = projectors.await;
+        let _ = stop_projectors.send(true);
+        if let Some(projectors) = projectors {
+            let _ = projectors.await;
+        }
         flusher.abort();
         if let Err(e) = self.usage.flush(&self.read_db).await {
             tracing::warn!(error = %e, "writing key usage at shutdown failed");

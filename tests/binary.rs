@@ -45,10 +45,24 @@ fn token(dir: &Path, email: &str, group: Option<&str>) -> String {
     text.trim().to_string()
 }
 
-/// Starts `basketry serve` with zero configuration and waits for /readyz.
+/// Starts `basketry serve` with zero configuration and waits for /healthz.
 async fn serve(dir: &Path, port: u16) -> Child {
+    serve_roles(dir, port, &[]).await
+}
+
+/// Starts `basketry serve --role …` and waits for /healthz.
+async fn serve_roles(dir: &Path, port: u16, roles: &[&str]) -> Child {
+    let mut args = vec![
+        "serve".to_string(),
+        "--bind".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    for r in roles {
+        args.push("--role".into());
+        args.push((*r).into());
+    }
     let mut child = basketry(dir)
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -170,4 +184,76 @@ async fn serve_with_no_configuration_survives_sigterm_and_a_restart_with_every_a
         String::from_utf8_lossy(&verify.stdout)
     );
     terminate(&mut server);
+}
+
+/// Reads `path` on the query role until it answers 200 (or 30 s pass).
+async fn read_eventually(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http.get(url).bearer_auth(token).send().await.expect("read");
+        if r.status() == 200 {
+            return r.json().await.expect("json");
+        }
+        assert!(Instant::now() < deadline, "{url} never became readable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn roles_apart_cooperate_and_a_standby_projector_takes_over_when_the_holder_dies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cp, qp, p1, p2) = (free_port(), free_port(), free_port(), free_port());
+    let mut command = serve_roles(dir.path(), cp, &["command"]).await;
+    let mut query = serve_roles(dir.path(), qp, &["query"]).await;
+    let mut holder = serve_roles(dir.path(), p1, &["projector"]).await;
+    let admin = token(dir.path(), "admin@basketry.dev", Some("Admins"));
+    let http = reqwest::Client::new();
+    let create = |name: &'static str| {
+        let http = http.clone();
+        let admin = admin.clone();
+        async move {
+            let r = http
+                .post(format!("http://127.0.0.1:{cp}/baskets"))
+                .bearer_auth(&admin)
+                .json(&json!({"name": name, "category": "INCOME"}))
+                .send()
+                .await
+                .expect("create");
+            assert_eq!(r.status(), 201);
+            let body: Value = r.json().await.expect("json");
+            body["basket_id"].as_str().expect("id").to_string()
+        }
+    };
+    // The command role does not serve queries, nor the query role commands.
+    let r = http
+        .get(format!("http://127.0.0.1:{cp}/baskets"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+    let first = create("Written on the command role").await;
+    let seen = read_eventually(
+        &http,
+        &format!("http://127.0.0.1:{qp}/baskets/{first}"),
+        &admin,
+    )
+    .await;
+    assert_eq!(seen["name"], "Written on the command role");
+
+    // A standby projector; then the holder dies without releasing its lease.
+    let mut standby = serve_roles(dir.path(), p2, &["projector"]).await;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let second = create("Projected by the standby").await;
+    let seen = read_eventually(
+        &http,
+        &format!("http://127.0.0.1:{qp}/baskets/{second}"),
+        &admin,
+    )
+    .await;
+    assert_eq!(seen["name"], "Projected by the standby");
+    for child in [&mut command, &mut query, &mut standby] {
+        terminate(child);
+    }
 }

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod db;
+pub mod lease;
 pub mod projectors;
 pub mod runtime;
 
