@@ -6,6 +6,69 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+/// The configuration file read from the working directory (or from
+/// `BASKETRY_CONFIG`).
+pub const CONFIG_FILE: &str = "basketry.toml";
+
+/// Keys a configuration file may set, each the lower-case name of a
+/// `BASKETRY_*` variable.
+const FILE_KEYS: [&str; 9] = [
+    "bind",
+    "data_dir",
+    "event_store",
+    "read_db",
+    "rate_limits",
+    "jwt_secret",
+    "jwks_url",
+    "log_format",
+    "rust_log",
+];
+
+/// Applies `basketry.toml` beneath the environment: each key it sets
+/// becomes the `BASKETRY_*` variable of the same name unless the
+/// environment already sets it, so the precedence is defaults → file →
+/// environment → flags (clap reads the environment, flags win). Returns the
+/// file read, if any. Unknown keys and non-string values are refused so a
+/// typo does not silently fall back to a default. Values are never printed.
+pub fn apply_config_file() -> anyhow::Result<Option<PathBuf>> {
+    let (path, required) = match std::env::var_os("BASKETRY_CONFIG") {
+        Some(p) => (PathBuf::from(p), true),
+        None => (PathBuf::from(CONFIG_FILE), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mut settings = Vec::new();
+    for (key, value) in &table {
+        anyhow::ensure!(
+            FILE_KEYS.contains(&key.as_str()),
+            "{}: unknown key {key:?}; known keys: {}",
+            path.display(),
+            FILE_KEYS.join(", ")
+        );
+        let toml::Value::String(value) = value else {
+            anyhow::bail!("{}: {key} must be a string", path.display());
+        };
+        let var = if key == "rust_log" {
+            "RUST_LOG".to_string()
+        } else {
+            format!("BASKETRY_{}", key.to_ascii_uppercase())
+        };
+        settings.push((var, value.clone()));
+    }
+    for (var, value) in settings {
+        if std::env::var_os(&var).is_none() {
+            // Called once at start-up, before any thread is spawned.
+            std::env::set_var(var, value);
+        }
+    }
+    Ok(Some(path))
+}
+
 /// Name of the generated HS256 secret file in the data directory.
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 

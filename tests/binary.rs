@@ -257,3 +257,53 @@ async fn roles_apart_cooperate_and_a_standby_projector_takes_over_when_the_holde
         terminate(child);
     }
 }
+
+#[test]
+fn basketry_toml_sits_between_defaults_and_the_environment_and_refuses_unknown_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("basketry.toml"),
+        "data_dir = \"from-file\"\nbind = \"127.0.0.1:9\"\n",
+    )
+    .expect("write config");
+    let out = basketry(dir.path())
+        .args(["store", "status"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.path().join("from-file/events.db").exists(),
+        "the file's data_dir is used"
+    );
+
+    let out = basketry(dir.path())
+        .args(["store", "status"])
+        .env("BASKETRY_DATA_DIR", dir.path().join("from-env"))
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(
+        dir.path().join("from-env/events.db").exists(),
+        "the environment wins"
+    );
+
+    let out = basketry(dir.path())
+        .args(["--data-dir", "from-flag", "store", "status"])
+        .env("BASKETRY_DATA_DIR", dir.path().join("from-env"))
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(dir.path().join("from-flag/events.db").exists(), "flags win");
+
+    std::fs::write(dir.path().join("basketry.toml"), "data_dri = \"typo\"\n").expect("write");
+    let out = basketry(dir.path())
+        .args(["store", "status"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key \"data_dri\""));
+}
