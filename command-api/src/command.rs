@@ -176,11 +176,31 @@ where
     A: Aggregate,
     F: FnMut(&Loaded<A::State>) -> Result<A::Command, ApiError>,
 {
+    execute_many::<A, _>(store, stream, meta, |loaded| Ok(vec![command(loaded)?])).await
+}
+
+/// [`execute`] for several commands decided in sequence on one stream, whose
+/// events are appended together (all or none), e.g. registering a partner
+/// and issuing its first key.
+pub async fn execute_many<A, F>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    meta: &CommandMeta,
+    mut commands: F,
+) -> Result<Executed<A::State, A::Event>, ApiError>
+where
+    A: Aggregate,
+    F: FnMut(&Loaded<A::State>) -> Result<Vec<A::Command>, ApiError>,
+{
     for _ in 0..MAX_ATTEMPTS {
         let loaded = load::<A>(store, stream).await?;
-        let cmd = command(&loaded)?;
-        let expected = loaded.expected();
-        let (state, events) = A::execute(loaded.state.clone(), cmd)?;
+        let mut state = loaded.state.clone();
+        let mut events = Vec::new();
+        for cmd in commands(&loaded)? {
+            let (next, more) = A::execute(state, cmd)?;
+            state = next;
+            events.extend(more);
+        }
         if events.is_empty() {
             return Ok(Executed {
                 state,
@@ -189,7 +209,7 @@ where
             });
         }
         match store
-            .append(stream, expected, meta.new_events(&events))
+            .append(stream, loaded.expected(), meta.new_events(&events))
             .await
         {
             Ok(outcome) => {

@@ -26,9 +26,8 @@ use basketry_domain::user_link::{
     self, ReleaseTemplateSubscription, ReserveTemplateSubscription, UserLinkAggregate,
 };
 use basketry_domain::{
-    Aggregate, AllocationId, ApiKeyId, BasisPoints, BasketId, DecimalInput, DomainError, Email,
-    FieldError, PartnerId, Reason, StrategyId, SubscriptionId, TemplateId, UserId,
-    ValidationErrors,
+    AllocationId, ApiKeyId, BasisPoints, BasketId, DecimalInput, DomainError, Email, FieldError,
+    PartnerId, Reason, StrategyId, SubscriptionId, TemplateId, UserId, ValidationErrors,
 };
 use basketry_store::{EventStore, StreamId};
 use chrono::{DateTime, Utc};
@@ -39,7 +38,7 @@ use uuid::Uuid;
 
 use crate::auth::credentials::{generate_api_key, generate_secret, hash_secret_async};
 use crate::auth::{AuthState, PartnerPrincipal, Person, Principal};
-use crate::command::{execute, parse_body, run, AppState, Body, CommandMeta, Reply};
+use crate::command::{execute, execute_many, parse_body, run, AppState, Body, CommandMeta, Reply};
 use crate::error::ApiError;
 use crate::load::load;
 use crate::openapi::{requests, schemas};
@@ -1684,30 +1683,17 @@ async fn create_api_key(
         };
         // Register and issue in one append: a partner never exists without
         // the key it was created for.
-        let mut attempts = 0;
-        let executed = loop {
-            attempts += 1;
-            let loaded = load::<PartnerAggregate>(store, &s).await?;
-            let (after, mut events) =
-                PartnerAggregate::execute(loaded.state.clone(), register.clone().into())?;
-            let (after, more) = PartnerAggregate::execute(after, issue.clone().into())?;
-            events.extend(more);
-            match store
-                .append(&s, loaded.expected(), meta.new_events(&events))
-                .await
-            {
-                Ok(outcome) => break (after, outcome.last_position),
-                Err(basketry_store::AppendError::Conflict { .. }) if attempts < 3 => continue,
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let executed = execute_many::<PartnerAggregate, _>(store, &s, &meta, |_| {
+            Ok(vec![register.clone().into(), issue.clone().into()])
+        })
+        .await?;
         auth.partners.invalidate_partner(&partner_id);
         key_reply(
-            &executed.0,
+            &executed.state,
             api_key_id,
             Some(&secret),
             true,
-            Some(executed.1),
+            executed.position,
         )
     })
     .await
@@ -1823,39 +1809,22 @@ async fn update_api_key(
     .await
 }
 
-/// Decides several partner commands in sequence and appends their events
-/// in one append, retrying on a concurrent change.
+/// Decides several commands on an existing partner's stream and appends
+/// their events together; a partner that does not exist is 404.
 async fn execute_all(
     store: &dyn EventStore,
     s: &StreamId,
     meta: &CommandMeta,
     commands: &[PartnerCommand],
 ) -> Result<(PartnerState, Option<basketry_store::Position>), ApiError> {
-    for _ in 0..crate::command::MAX_ATTEMPTS {
-        let loaded = load::<PartnerAggregate>(store, s).await?;
+    let executed = execute_many::<PartnerAggregate, _>(store, s, meta, |loaded| {
         if !loaded.exists() {
             return Err(ApiError::NotFound { what: "api key" });
         }
-        let mut state = loaded.state.clone();
-        let mut events = Vec::new();
-        for c in commands {
-            let (next, more) = PartnerAggregate::execute(state, c.clone())?;
-            state = next;
-            events.extend(more);
-        }
-        if events.is_empty() {
-            return Ok((state, loaded.position));
-        }
-        match store
-            .append(s, loaded.expected(), meta.new_events(&events))
-            .await
-        {
-            Ok(outcome) => return Ok((state, Some(outcome.last_position))),
-            Err(basketry_store::AppendError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Concurrency)
+        Ok(commands.to_vec())
+    })
+    .await?;
+    Ok((executed.state, executed.position))
 }
 
 /// Body of `POST /admin/partner-api-keys/{id}/rotate`.

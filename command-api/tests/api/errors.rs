@@ -28,7 +28,6 @@ async fn unsigned_and_wrongly_signed_tokens_are_401() {
         .post("/baskets", &Cred::Jwt(parts.join(".")), json!({}))
         .await;
     assert_eq!(r.status, 401, "{}", r.text);
-    assert!(!JWT_SECRET.is_empty());
 }
 
 #[tokio::test]
