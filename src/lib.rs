@@ -2,6 +2,7 @@
 //! of command API, query API and projectors, shared by the binary and its
 //! black-box tests.
 
+pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod observability;

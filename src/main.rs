@@ -76,6 +76,77 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+    /// Prove the log and the read models, or see them as of an instant.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The revenue-share ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Read the whole log and check (a) every stream's hash chain, (b) that
+    /// every event decodes through the upcasters, (c) that every read model
+    /// equals a replay of the log into a scratch database, row by row, and
+    /// (d) the ledger totals per partner and month recomputed from the
+    /// charge events. Exits 0 only when all four hold, 1 when one fails.
+    Verify {
+        /// Print the report as one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Replay into this database (`sqlite://…` or `postgres://…`,
+        /// empty) instead of a temporary SQLite file.
+        #[arg(long)]
+        scratch: Option<String>,
+    },
+    /// Replay the log up to an instant into a new database and print what
+    /// the read models said then: subscribers per template, earnings per
+    /// partner.
+    AsOf {
+        /// RFC 3339 (`2026-10-31T18:30:00Z`), or a date `YYYY-MM-DD` for the
+        /// end of that day (UTC).
+        timestamp: String,
+        /// Keep the read models in this database: a file path (SQLite, must
+        /// not exist yet) or a `sqlite://` / `postgres://` URL of an empty
+        /// database. Default: a temporary file, removed afterwards.
+        #[arg(long)]
+        out: Option<String>,
+        /// Print the report as one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Write a partner's monthly statement exactly as
+    /// `GET /partner/statements/{month}` answers it (same bytes, same
+    /// digest), from the ledger read model.
+    Export {
+        /// The partner, e.g. `ZEBU`.
+        #[arg(long)]
+        partner: String,
+        /// The month, `YYYY-MM`.
+        #[arg(long)]
+        month: String,
+        /// `json` (the statement with its digest) or `csv` (its lines).
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    Json,
+    Csv,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -247,7 +318,302 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 StoreCommand::Verify => verify(store.as_ref()).await,
             }
         }
+        Command::Audit { command } => audit(&settings, command).await,
+        Command::Ledger {
+            command:
+                LedgerCommand::Export {
+                    partner,
+                    month,
+                    format,
+                    out,
+                },
+        } => ledger_export(&settings, &partner, &month, format, out.as_deref()).await,
     }
+}
+
+async fn audit(settings: &config::Settings, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let store = basketry_store::connect(&settings.event_store_url()?)
+        .await
+        .context("opening the event store")?;
+    match command {
+        AuditCommand::Verify { json, scratch } => {
+            let live = basketry_projections::db::open(&settings.read_db_url()?)
+                .await
+                .context("opening the read database")?;
+            let temp = scratch.is_none().then(TempDb::new);
+            let scratch_url = match (&scratch, &temp) {
+                (Some(url), _) => url.clone(),
+                (None, Some(temp)) => temp.url(),
+                (None, None) => unreachable!("a temporary database when no scratch is given"),
+            };
+            let progress = Progress::new("the log", "verifying");
+            let report = basketry::audit::verify(store, &live, &scratch_url, |done, total| {
+                progress.update(done, total)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+            progress.finish();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_verify(&report);
+            }
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        AuditCommand::AsOf {
+            timestamp,
+            out,
+            json,
+        } => {
+            let at = parse_instant(&timestamp)?;
+            let temp = out.is_none().then(TempDb::new);
+            let out_url = match (&out, &temp) {
+                (Some(target), _) if target.contains("://") => target.clone(),
+                (Some(path), _) => {
+                    anyhow::ensure!(
+                        !std::path::Path::new(path).exists(),
+                        "{path} exists; give a new file"
+                    );
+                    format!("sqlite://{path}")
+                }
+                (None, Some(temp)) => temp.url(),
+                (None, None) => unreachable!("a temporary database when no --out is given"),
+            };
+            let progress = Progress::new("the log", "replaying");
+            let report = basketry::audit::as_of(store, at, &out_url, |done, total| {
+                progress.update(done, total)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("as-of: {e}"))?;
+            progress.finish();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_as_of(&report, out.is_some());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// RFC 3339, or `YYYY-MM-DD` for the last microsecond of that day (UTC).
+fn parse_instant(raw: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").with_context(|| {
+        format!("{raw:?} is neither an RFC 3339 instant nor a date written YYYY-MM-DD")
+    })?;
+    let end = day
+        .and_hms_micro_opt(23, 59, 59, 999_999)
+        .context("the date is out of range")?;
+    Ok(end.and_utc())
+}
+
+/// A temporary SQLite database file, removed (with its WAL files) on drop.
+struct TempDb(std::path::PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("basketry-audit-{}.db", uuid::Uuid::now_v7())))
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            // Best effort: a leftover file in the temp directory is harmless.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn print_verify(report: &basketry::audit::VerifyReport) {
+    let mark = |ok: bool| if ok { "OK  " } else { "FAIL" };
+    println!(
+        "{} events in {} streams, newest position {}",
+        report.events,
+        report.streams,
+        report.head.as_deref().unwrap_or("-")
+    );
+    let chains = &report.hash_chains;
+    println!(
+        "{} hash chains: {} broken",
+        mark(chains.ok),
+        chains.breaks.len()
+    );
+    for b in &chains.breaks {
+        println!(
+            "       stream {} breaks at revision {}: {}",
+            b.stream_id, b.revision, b.reason
+        );
+    }
+    let decoding = &report.decoding;
+    println!(
+        "{} decoding: {} event types and versions, {} events do not decode",
+        mark(decoding.ok),
+        decoding.decoded.len(),
+        decoding.failures.len()
+    );
+    for f in &decoding.failures {
+        println!(
+            "       stream {} revision {} ({}@{}, event {}): {}",
+            f.stream_id, f.revision, f.event_type, f.schema_version, f.event_id, f.reason
+        );
+    }
+    let models = &report.read_models;
+    println!(
+        "{} read models equal a replay of the log ({} tables)",
+        mark(models.ok),
+        models.tables.len()
+    );
+    for t in &models.tables {
+        println!(
+            "       {} {:<20} {:>8} rows live, {:>8} replayed, at {}{}",
+            mark(t.ok),
+            t.table,
+            t.live_rows,
+            t.rebuilt_rows,
+            t.position.as_deref().unwrap_or("-"),
+            if t.ok {
+                String::new()
+            } else {
+                format!(", {} rows differ", t.difference_count)
+            }
+        );
+        for d in &t.differences {
+            println!("              {} row {}", d.kind, d.row);
+            for c in &d.columns {
+                println!(
+                    "                {}: live {} / replayed {}",
+                    c.column, c.live, c.rebuilt
+                );
+            }
+        }
+    }
+    let ledger = &report.ledger_totals;
+    println!(
+        "{} ledger totals recomputed from {} charges in {} (partner, month, currency) groups",
+        mark(ledger.ok),
+        ledger.charges,
+        ledger.groups
+    );
+    for m in &ledger.mismatches {
+        println!(
+            "       {} {} {}: events {} lines / {} gross / {} partner / {} platform; \
+             read model {} / {} / {} / {}",
+            m.partner_id.as_deref().unwrap_or("(direct)"),
+            m.month,
+            m.currency,
+            m.from_events.lines,
+            m.from_events.gross,
+            m.from_events.partner_share,
+            m.from_events.platform_share,
+            m.in_read_model.lines,
+            m.in_read_model.gross,
+            m.in_read_model.partner_share,
+            m.in_read_model.platform_share,
+        );
+    }
+    for e in &ledger.split_errors {
+        println!("       {e}");
+    }
+    println!("{}", if report.ok { "audit passed" } else { "audit FAILED" });
+}
+
+fn print_as_of(report: &basketry::audit::AsOfReport, kept: bool) {
+    println!(
+        "as of {}: {} events, through position {}",
+        report.at,
+        report.events,
+        report.position.as_deref().unwrap_or("- (nothing recorded yet)")
+    );
+    println!("\ntemplates (subscriber_count = ACTIVE + PAUSED):");
+    for t in &report.templates {
+        println!(
+            "  {}  {:>6} subscribers ({} active, {} paused){}  {}",
+            t.template_id,
+            t.subscriber_count,
+            t.active,
+            t.paused,
+            if t.enabled { "" } else { " [disabled]" },
+            t.name
+        );
+    }
+    println!("\npartners (charges recorded by then, minor units):");
+    for p in &report.partners {
+        println!(
+            "  {:<12} {} {:>6} charges  gross {:>12}  partner {:>12}  platform {:>12}",
+            p.partner_id, p.currency, p.lines, p.gross, p.partner_share, p.platform_share
+        );
+    }
+    if kept {
+        println!("\nread models kept in {}", report.database);
+    }
+}
+
+async fn ledger_export(
+    settings: &config::Settings,
+    partner: &str,
+    month: &str,
+    format: ExportFormat,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let partner = partner.to_ascii_uppercase();
+    let db = basketry_projections::db::open(&settings.read_db_url()?)
+        .await
+        .context("opening the read database")?;
+    // Say so when the ledger has not caught up with the log: the statement
+    // would lack the newest charges.
+    let store = basketry_store::connect(&settings.event_store_url()?)
+        .await
+        .context("opening the event store")?;
+    let head = store.head().await?;
+    let at = basketry_projections::runtime::read_checkpoint(&db, "ledger")
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the ledger checkpoint: {e}"))?
+        .map(|c| c.position);
+    if head.is_some() && at < head {
+        eprintln!(
+            "warning: the ledger read model is at position {}, the log at {}; \
+             start basketry serve (or run basketry projections rebuild ledger) for the newest lines",
+            at.map_or("-".to_string(), |p| p.to_string()),
+            head.map_or("-".to_string(), |p| p.to_string()),
+        );
+    }
+    let statement = basketry_query_api::ledger::Statement::load(&db, &partner, month)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let body = match format {
+        ExportFormat::Json => statement.to_json(),
+        ExportFormat::Csv => statement.to_csv(),
+    };
+    match out {
+        Some(path) => std::fs::write(path, body.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(body.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    eprintln!(
+        "statement {partner} {month}: {} lines, sha256 digest {}",
+        statement.lines.len(),
+        statement.digest()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Structured logs on stderr: human-readable by default, one JSON object

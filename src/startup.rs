@@ -142,6 +142,7 @@ impl Application {
         });
         let query = Data::new(QueryState {
             db: read_db.clone(),
+            store: Arc::clone(&store),
             rate_limiter,
             consistency_wait: DEFAULT_CONSISTENCY_WAIT,
             projectors: runtime

@@ -375,7 +375,12 @@ impl ProjectorRuntime {
                     return Ok(checkpoint);
                 }
             }
-            let events = self.store.read_all(at, self.config.batch_size).await?;
+            let mut events = self.store.read_all(at, self.config.batch_size).await?;
+            // Never past the target: a replay "as of" a position applies
+            // exactly the events up to it.
+            if let Some(target) = target {
+                events.retain(|e| e.position <= target);
+            }
             if events.is_empty() {
                 return Ok(checkpoint);
             }
@@ -398,8 +403,10 @@ impl ProjectorRuntime {
         }
     }
 
-    /// Brings every projector at least to `position` (or to the end of the
-    /// log if that comes first: it does not wait for future events).
+    /// Brings every projector to `position` — applying every event up to it
+    /// and none after it — or to the end of the log if that comes first (it
+    /// does not wait for future events). A projector already past
+    /// `position` is left where it is.
     pub async fn run_until(&self, position: Position) -> Result<(), ProjectionError> {
         let results =
             futures::future::join_all(self.projectors.iter().map(|projector| {

@@ -41,8 +41,11 @@
 //! Every line of the partner whose `period_start` falls in that UTC month,
 //! unpaged, with `totals`, `totals_by_currency`, `entry_count`,
 //! `partner_id`, `month`, `from`/`to` (the month's first and last day),
-//! `generated_at`, `canonical_form_version` (1), `digest_algorithm`
-//! (`"sha256"`) and `digest`. A month that is not `YYYY-MM` is 400
+//! `canonical_form_version` (1), `digest_algorithm` (`"sha256"`) and
+//! `digest`; `Accept: text/csv` gives the lines as CSV (as the ledger's).
+//! Nothing in it depends on when it is asked for, so the same statement is
+//! the same bytes every time, and `basketry ledger export` writes exactly
+//! these bytes ([`Statement`]). A month that is not `YYYY-MM` is 400
 //! `invalid_month`.
 //!
 //! ## Canonical form, version 1
@@ -77,11 +80,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
-use chrono::{Datelike, NaiveDate, SecondsFormat, Utc};
+use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AnyPool};
 
 use crate::error::QueryError;
 use crate::openapi;
@@ -388,10 +391,10 @@ async fn snapshot(state: &QueryState) -> Result<sqlx::Transaction<'_, sqlx::Any>
 }
 
 /// Every line of `filter`, in log order.
-async fn all_lines(state: &QueryState, filter: &Filter) -> Result<Vec<LedgerLine>, QueryError> {
+async fn all_lines(db: &AnyPool, filter: &Filter) -> Result<Vec<LedgerLine>, QueryError> {
     let mut sql = filter.lines_sql();
     sql.push(&format!(" ORDER BY {}", LEDGER.order_by()));
-    let rows = sql.query().fetch_all(&state.db).await?;
+    let rows = sql.query().fetch_all(db).await?;
     rows.iter().map(LedgerLine::from_row).collect()
 }
 
@@ -423,14 +426,8 @@ async fn ledger(
 ) -> Result<Reply, QueryError> {
     let page = PageRequest::from_params(params, LEDGER)?;
     if wants_csv(req) {
-        let lines = all_lines(state, &filter).await?;
-        let mut body = String::with_capacity(128 * (lines.len() + 1));
-        body.push_str(CSV_HEADER);
-        body.push_str("\r\n");
-        for line in &lines {
-            body.push_str(&line.csv_row());
-            body.push_str("\r\n");
-        }
+        let lines = all_lines(&state.db, &filter).await?;
+        let body = csv(&lines);
         let filename = format!(
             "{file_stem}-{}-{}.csv",
             params.get("from").unwrap_or("start"),
@@ -621,8 +618,9 @@ pub fn parse_month(raw: &str) -> Option<(NaiveDate, NaiveDate)> {
 /// with totals and the SHA-256 digest of the canonical lines (version 1:
 /// one line per entry, `event_id,commit.prepare,subscription_id,
 /// period_start,period_end,amount,currency,partner_bps,partner_share,
-/// platform_share` and `\n`). A month that is not `YYYY-MM` is 400
-/// `invalid_month`.
+/// platform_share` and `\n`). `Accept: text/csv` gives the lines as CSV.
+/// The same statement is the same bytes every time. A month that is not
+/// `YYYY-MM` is 400 `invalid_month`.
 #[utoipa::path(
     get,
     path = "/partner/statements/{month}",
@@ -631,7 +629,10 @@ pub fn parse_month(raw: &str) -> Option<(NaiveDate, NaiveDate)> {
         ("month" = String, Path, description = "`YYYY-MM`.", example = "2026-10"),
     ),
     responses(
-        (status = 200, description = "The statement.", body = openapi::Statement),
+        (status = 200, description = "The statement, or its lines as CSV.", content(
+            (openapi::Statement = "application/json"),
+            (String = "text/csv")
+        )),
         (status = 400, response = schemas::BadRequest),
         (status = 401, response = schemas::Unauthorized),
         (status = 403, response = schemas::Forbidden),
@@ -660,35 +661,111 @@ async fn statement_query(
     let partner = principal.require_partner_permission(Permission::LedgerRead)?;
     Params::of(req, STATEMENT_PARAMS)?;
     let raw = req.match_info().get("month").unwrap_or_default();
-    let (first, next) = parse_month(raw).ok_or_else(|| {
-        QueryError::bad_request("invalid_month", "the month must be written YYYY-MM")
-    })?;
-    let filter = Filter {
-        partner_id: Some(partner.partner_id.to_string()),
-        range: DateRange {
-            lower: Some(first.format("%Y-%m-%d").to_string()),
-            upper: Some(next.format("%Y-%m-%d").to_string()),
-        },
-    };
-    // One statement, one read: the lines, their totals and their digest
-    // all come from the same rows.
-    let lines = all_lines(state, &filter).await?;
-    let (totals, by_currency, count) = totals_members(&Totals::of_lines(&lines));
-    let last_day = next.pred_opt().unwrap_or(first);
-    Ok(Reply::Json(json!({
-        "partner_id": partner.partner_id.to_string(),
-        "month": raw,
-        "from": first.format("%Y-%m-%d").to_string(),
-        "to": last_day.format("%Y-%m-%d").to_string(),
-        "generated_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-        "entries": lines.iter().map(LedgerLine::view).collect::<Vec<_>>(),
-        "totals": totals,
-        "totals_by_currency": by_currency,
-        "entry_count": count,
-        "canonical_form_version": CANONICAL_FORM_VERSION,
-        "digest_algorithm": "sha256",
-        "digest": digest(&lines),
-    })))
+    let statement = Statement::load(&state.db, partner.partner_id.as_ref(), raw).await?;
+    if wants_csv(req) {
+        return Ok(Reply::Csv {
+            body: statement.to_csv(),
+            filename: statement.csv_filename(),
+        });
+    }
+    Ok(Reply::Json(statement.view()))
+}
+
+/// Lines as CSV: the header row, then one row per line, CRLF line ends.
+fn csv(lines: &[LedgerLine]) -> String {
+    let mut body = String::with_capacity(128 * (lines.len() + 1));
+    body.push_str(CSV_HEADER);
+    body.push_str("\r\n");
+    for line in lines {
+        body.push_str(&line.csv_row());
+        body.push_str("\r\n");
+    }
+    body
+}
+
+/// A partner's monthly statement: what `GET /partner/statements/{month}`
+/// answers and what `basketry ledger export` writes, byte for byte — both
+/// render it with [`Statement::to_json`] or [`Statement::to_csv`], and it
+/// holds nothing that depends on when it was rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The partner.
+    pub partner_id: String,
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The month's first day.
+    pub first: NaiveDate,
+    /// The next month's first day.
+    pub next: NaiveDate,
+    /// Every line of the partner dated (by `period_start`) in the month, in
+    /// log order.
+    pub lines: Vec<LedgerLine>,
+}
+
+impl Statement {
+    /// Reads the statement of `partner_id` for `month` (`YYYY-MM`, else 400
+    /// `invalid_month`) from the ledger read model.
+    pub async fn load(db: &AnyPool, partner_id: &str, month: &str) -> Result<Self, QueryError> {
+        let (first, next) = parse_month(month).ok_or_else(|| {
+            QueryError::bad_request("invalid_month", "the month must be written YYYY-MM")
+        })?;
+        let filter = Filter {
+            partner_id: Some(partner_id.to_string()),
+            range: DateRange {
+                lower: Some(first.format("%Y-%m-%d").to_string()),
+                upper: Some(next.format("%Y-%m-%d").to_string()),
+            },
+        };
+        // One statement, one read: the lines, their totals and their digest
+        // all come from the same rows.
+        let lines = all_lines(db, &filter).await?;
+        Ok(Self {
+            partner_id: partner_id.to_string(),
+            month: month.to_string(),
+            first,
+            next,
+            lines,
+        })
+    }
+
+    /// The SHA-256 digest of the canonical lines ([`digest`]).
+    pub fn digest(&self) -> String {
+        digest(&self.lines)
+    }
+
+    /// The JSON document.
+    pub fn view(&self) -> Value {
+        let (totals, by_currency, count) = totals_members(&Totals::of_lines(&self.lines));
+        let last_day = self.next.pred_opt().unwrap_or(self.first);
+        json!({
+            "partner_id": self.partner_id,
+            "month": self.month,
+            "from": self.first.format("%Y-%m-%d").to_string(),
+            "to": last_day.format("%Y-%m-%d").to_string(),
+            "entries": self.lines.iter().map(LedgerLine::view).collect::<Vec<_>>(),
+            "totals": totals,
+            "totals_by_currency": by_currency,
+            "entry_count": count,
+            "canonical_form_version": CANONICAL_FORM_VERSION,
+            "digest_algorithm": "sha256",
+            "digest": self.digest(),
+        })
+    }
+
+    /// The JSON document as the API sends it.
+    pub fn to_json(&self) -> String {
+        self.view().to_string()
+    }
+
+    /// The lines as CSV, as the API sends them for `Accept: text/csv`.
+    pub fn to_csv(&self) -> String {
+        csv(&self.lines)
+    }
+
+    /// The CSV's suggested file name.
+    pub fn csv_filename(&self) -> String {
+        format!("statement-{}-{}.csv", self.partner_id, self.month)
+    }
 }
 
 #[cfg(test)]

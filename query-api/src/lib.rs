@@ -14,6 +14,7 @@
 //! * [`ledger`] — the revenue-share ledger, CSV export and monthly
 //!   statements with their digest (the canonical form is documented there);
 //! * [`api_keys`] — partner keys, admin view;
+//! * [`audit`] — the event log with its metadata, for admins and auditors;
 //! * [`request`] — what every query goes through: rate limits for
 //!   partners, the `X-Consistency-Token` wait, rendering;
 //! * [`consistency`] — the `X-Consistency-Token` wait;
@@ -27,6 +28,7 @@
 //! same code serves SQLite (embedded) and PostgreSQL (production).
 
 pub mod api_keys;
+pub mod audit;
 pub mod baskets;
 pub mod consistency;
 pub mod error;
@@ -46,6 +48,7 @@ use actix_web::http::Method;
 use actix_web::web;
 use basketry_command_api::limits::RateLimiter;
 use basketry_command_api::routes::Endpoint;
+use basketry_store::EventStore;
 use sqlx::AnyPool;
 
 pub use error::QueryError;
@@ -58,6 +61,8 @@ pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(3);
 pub struct QueryState {
     /// The read-model database (SQLite or PostgreSQL through `Any`).
     pub db: AnyPool,
+    /// The event store, read by the audit routes ([`audit`]).
+    pub store: Arc<dyn EventStore>,
     /// Partner rate limits: the same instance as the command API's, so a
     /// partner's quota spans both APIs.
     pub rate_limiter: Arc<dyn RateLimiter>,
@@ -133,6 +138,12 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/admin/partner-api-keys/{api_key_id}",
             api_keys::get_api_key,
         ),
+        Endpoint::new(
+            M::GET,
+            "/audit/streams/{stream_id}",
+            audit::stream_events,
+        ),
+        Endpoint::new(M::GET, "/audit/events", audit::log_events),
     ]
 }
 

@@ -47,6 +47,8 @@ use uuid::Uuid;
         crate::ledger::admin_ledger,
         crate::api_keys::list_api_keys,
         crate::api_keys::get_api_key,
+        crate::audit::stream_events,
+        crate::audit::log_events,
     ),
     components(
         // Schemas only parameters refer to (utoipa collects the others).
@@ -383,7 +385,6 @@ pub struct Statement {
     pub from: NaiveDate,
     /// The month's last day.
     pub to: NaiveDate,
-    pub generated_at: DateTime<Utc>,
     /// Every line of the month, in log order.
     pub entries: Vec<LedgerEntry>,
     pub totals: LedgerTotals,
@@ -420,6 +421,85 @@ pub struct ApiKeyWithUsage {
 #[derive(ToSchema)]
 pub struct ApiKeyList {
     pub api_keys: Vec<ApiKeyWithUsage>,
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+/// Paging of the global log.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditPage {
+    /// Only events strictly after this log position (`commit.prepare`, or a
+    /// bare integer `n` for `n.n`); the previous page's `next_cursor`.
+    #[param(example = "1042.1042")]
+    pub after: Option<String>,
+    /// Events per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// Who caused an event.
+#[derive(ToSchema)]
+pub struct AuditActor {
+    /// `user`, `admin`, `partner` or `system`.
+    pub kind: String,
+    pub id: String,
+}
+
+/// An event's metadata, with its link of the stream's hash chain.
+#[derive(ToSchema)]
+pub struct AuditMetadata {
+    pub actor: AuditActor,
+    pub correlation_id: Uuid,
+    #[schema(nullable)]
+    pub causation_id: Uuid,
+    #[schema(nullable)]
+    pub idempotency_key: String,
+    pub recorded_at: DateTime<Utc>,
+    /// Lower-case hex SHA-256 of the previous event of the stream (64 zeros
+    /// for the first).
+    pub prev_hash: String,
+    /// Lower-case hex SHA-256 over `prev_hash` and this event's canonical
+    /// form.
+    pub hash: String,
+}
+
+/// A recorded event.
+#[derive(ToSchema)]
+pub struct AuditEvent {
+    pub event_id: Uuid,
+    pub stream_id: String,
+    /// Its place in its stream, from 0.
+    pub revision: i64,
+    /// `commit.prepare`.
+    #[schema(example = "1042.1042")]
+    pub position: String,
+    pub commit_position: i64,
+    pub prepare_position: i64,
+    /// PascalCase past tense, e.g. `SubscribedToTemplate`.
+    pub event_type: String,
+    pub schema_version: i64,
+    /// The event's data as stored.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub metadata: AuditMetadata,
+}
+
+/// A page of one stream.
+#[derive(ToSchema)]
+pub struct AuditStream {
+    pub stream_id: String,
+    pub events: Vec<AuditEvent>,
+    #[schema(nullable)]
+    pub next_cursor: String,
+}
+
+/// A page of the global log.
+#[derive(ToSchema)]
+pub struct AuditEventList {
+    pub events: Vec<AuditEvent>,
+    /// The position to pass as the next `after`; `null` at the end of the
+    /// log.
     #[schema(nullable)]
     pub next_cursor: String,
 }
@@ -464,6 +544,11 @@ mod tests {
                 "/admin/partner-api-keys",
                 crate::api_keys::LIST_API_KEYS_PARAMS,
             ),
+            (
+                "/audit/streams/{stream_id}",
+                crate::audit::STREAM_PARAMS,
+            ),
+            ("/audit/events", crate::audit::EVENTS_PARAMS),
         ]);
         let doc = doc();
         for (path, item) in doc["paths"].as_object().expect("paths") {

@@ -193,6 +193,78 @@ pub fn verify_stream(events: &[RecordedEvent]) -> Result<(), ChainBreak> {
     Ok(())
 }
 
+/// Verifies every stream's chain while the log is read once, in position
+/// order (each stream's events arrive in revision order), keeping one link
+/// per stream rather than the events: memory grows with the number of
+/// streams, not of events. Reports the first broken link of each stream and
+/// ignores that stream's later events.
+#[derive(Debug, Default)]
+pub struct ChainVerifier {
+    /// Per stream: the next expected revision and the hash it must link to,
+    /// or `None` once the stream is broken.
+    links: std::collections::HashMap<String, Option<(u64, String)>>,
+    breaks: Vec<ChainBreak>,
+    events: u64,
+}
+
+impl ChainVerifier {
+    /// A verifier that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks the next event of the log; returns the break when this event
+    /// is the first broken link of its stream.
+    pub fn push(&mut self, e: &RecordedEvent) -> Option<ChainBreak> {
+        self.events += 1;
+        let link = self
+            .links
+            .entry(e.stream_id.to_string())
+            .or_insert_with(|| Some((0, GENESIS_HASH.to_string())));
+        let (revision, prev) = link.as_ref()?;
+        let reason = if e.revision.0 != *revision {
+            Some(format!("expected revision {revision}"))
+        } else if e.metadata.prev_hash != *prev {
+            Some("prev_hash does not match the previous event's hash".to_string())
+        } else if expected_hash(e) != e.metadata.hash {
+            Some("hash does not match the event's content".to_string())
+        } else {
+            None
+        };
+        match reason {
+            None => {
+                *link = Some((e.revision.0 + 1, e.metadata.hash.clone()));
+                None
+            }
+            Some(reason) => {
+                *link = None;
+                let brk = ChainBreak {
+                    stream_id: e.stream_id.to_string(),
+                    revision: e.revision.0,
+                    reason,
+                };
+                self.breaks.push(brk.clone());
+                Some(brk)
+            }
+        }
+    }
+
+    /// How many events were checked.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// How many streams were seen.
+    pub fn streams(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The first broken link of every broken stream, in the order found.
+    pub fn breaks(&self) -> &[ChainBreak] {
+        &self.breaks
+    }
+}
+
 /// The metadata document the SQL backends keep beside `data`.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct StoredMetadata {
@@ -311,6 +383,49 @@ mod tests {
         events[1].data = serde_json::json!({"n": 99});
         let err = verify_stream(&events).expect_err("tampering is detected");
         assert_eq!((err.stream_id.as_str(), err.revision), ("basket-1", 1));
+    }
+
+    #[test]
+    fn the_incremental_verifier_names_the_first_broken_link_of_each_stream() {
+        // Two streams interleaved in the log, three events each.
+        let mut prev: std::collections::HashMap<&str, String> = Default::default();
+        let mut log = Vec::new();
+        for i in 0..3u64 {
+            for name in ["basket-1", "partner-ZEBU"] {
+                let p = prev.entry(name).or_insert_with(|| GENESIS_HASH.to_string());
+                let e = seal(
+                    &StreamId::parse(name).expect("valid"),
+                    Revision(i),
+                    Position::sequence(log.len() as u64 + 1),
+                    p,
+                    at(),
+                    new_event(serde_json::json!({"n": i})),
+                );
+                *p = e.metadata.hash.clone();
+                log.push(e);
+            }
+        }
+        let mut clean = ChainVerifier::new();
+        assert!(log.iter().all(|e| clean.push(e).is_none()));
+        assert_eq!((clean.events(), clean.streams()), (6, 2));
+        assert!(clean.breaks().is_empty());
+        let pristine = log.clone();
+
+        // Revision 1 of basket-1 is changed; its revision 2 then links to a
+        // hash that no longer matches, but only the first break is named.
+        log[2].data = serde_json::json!({"n": 7});
+        let mut v = ChainVerifier::new();
+        let found: Vec<_> = log.iter().filter_map(|e| v.push(e)).collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].stream_id.as_str(), found[0].revision), ("basket-1", 1));
+        assert_eq!(v.breaks(), &found[..]);
+
+        // A missing event is a break at the next one.
+        let mut v = ChainVerifier::new();
+        let gap: Vec<_> = pristine.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, e)| e).collect();
+        let found: Vec<_> = gap.into_iter().filter_map(|e| v.push(e)).collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].stream_id.as_str(), found[0].revision), ("partner-ZEBU", 1));
     }
 
     #[test]

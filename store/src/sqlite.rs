@@ -116,8 +116,18 @@ fn unavailable(e: sqlx::Error) -> StoreError {
 }
 
 fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    // Name the event in any error, so that a damaged row can be found.
+    let at = format!(
+        "event at position {} (stream {}, revision {})",
+        row.try_get::<i64, _>("position")
+            .map_or_else(|_| "?".to_string(), |p| p.to_string()),
+        row.try_get::<String, _>("stream_id")
+            .unwrap_or_else(|_| "?".to_string()),
+        row.try_get::<i64, _>("revision")
+            .map_or_else(|_| "?".to_string(), |r| r.to_string()),
+    );
     let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
+        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{at}: {what}: {e}"));
     let get_i64 = |col: &str| row.try_get::<i64, _>(col).map_err(|e| corrupt(col, &e));
     let get_str = |col: &str| row.try_get::<String, _>(col).map_err(|e| corrupt(col, &e));
     let position = get_i64("position")? as u64;

@@ -192,6 +192,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
     });
     let queries = Data::new(QueryState {
         db: db.clone(),
+        store: Arc::clone(&store),
         rate_limiter,
         consistency_wait,
         projectors: Vec::new(),

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod api_keys;
+mod audit;
 mod baskets;
 mod consistency;
 mod errors;
