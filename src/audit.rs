@@ -328,15 +328,29 @@ pub async fn verify(
             let live_rows = snapshot.table(table);
             let rebuilt = dump_table(&scratch, table).await?;
             tables.push(
-                compare(live, &scratch, projector.as_ref(), table, position, live_rows, &rebuilt)
-                    .await?,
+                compare(
+                    live,
+                    &scratch,
+                    projector.as_ref(),
+                    table,
+                    position,
+                    live_rows,
+                    &rebuilt,
+                )
+                .await?,
             );
         }
     }
     scratch.close().await;
 
     let in_read_model = ledger_groups(live).await?;
-    let ledger = compare_ledger(ledger_position, charges, from_events, in_read_model, split_errors);
+    let ledger = compare_ledger(
+        ledger_position,
+        charges,
+        from_events,
+        in_read_model,
+        split_errors,
+    );
 
     let hash_chains = ChainCheck {
         ok: chains.breaks().is_empty(),
@@ -392,13 +406,9 @@ fn redact(url: &str) -> String {
 /// Decodes `event` through the upcasters of its stream's aggregate.
 fn decode(event: &RecordedEvent) -> Result<(), String> {
     fn with<A: Aggregate>(event: &RecordedEvent) -> Result<(), String> {
-        A::Event::from_stored(
-            &event.event_type,
-            event.schema_version,
-            event.data.clone(),
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        A::Event::from_stored(&event.event_type, event.schema_version, event.data.clone())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
     let prefix = event
         .stream_id
@@ -547,10 +557,7 @@ struct LiveSnapshot {
 }
 
 impl LiveSnapshot {
-    async fn read(
-        live: &AnyPool,
-        projectors: &[Arc<dyn Projector>],
-    ) -> Result<Self, AuditError> {
+    async fn read(live: &AnyPool, projectors: &[Arc<dyn Projector>]) -> Result<Self, AuditError> {
         let mut conn = live.acquire().await?;
         let postgres = Backend::of(&conn) == Backend::Postgres;
         let mut tx = conn.begin().await?;
@@ -920,9 +927,10 @@ pub async fn as_of(
         Ok(TemplateAsOf {
             template_id: r.try_get("basket_id")?,
             name: r.try_get("name")?,
-            enabled: r.try_get::<i64, _>("is_template").or_else(|_| {
-                r.try_get::<i32, _>("is_template").map(i64::from)
-            })? != 0,
+            enabled: r
+                .try_get::<i64, _>("is_template")
+                .or_else(|_| r.try_get::<i32, _>("is_template").map(i64::from))?
+                != 0,
             subscriber_count: r.try_get("subscriber_count")?,
             active: r.try_get("active")?,
             paused: r.try_get("paused")?,
@@ -984,10 +992,7 @@ mod tests {
             ),
             "template_id=t1, tag=NIFTY"
         );
-        assert_eq!(
-            key_text(&["n".into()], &[Value::from(3)]),
-            "n=3"
-        );
+        assert_eq!(key_text(&["n".into()], &[Value::from(3)]), "n=3");
     }
 
     #[test]
@@ -1012,7 +1017,13 @@ mod tests {
         let named: Vec<_> = off
             .mismatches
             .iter()
-            .map(|m| (m.partner_id.clone(), m.from_events.gross, m.in_read_model.gross))
+            .map(|m| {
+                (
+                    m.partner_id.clone(),
+                    m.from_events.gross,
+                    m.in_read_model.gross,
+                )
+            })
             .collect();
         assert_eq!(
             named,

@@ -528,7 +528,14 @@ fn print_verify(report: &basketry::audit::VerifyReport) {
     for e in &ledger.split_errors {
         println!("       {e}");
     }
-    println!("{}", if report.ok { "audit passed" } else { "audit FAILED" });
+    println!(
+        "{}",
+        if report.ok {
+            "audit passed"
+        } else {
+            "audit FAILED"
+        }
+    );
 }
 
 fn print_as_of(report: &basketry::audit::AsOfReport, kept: bool) {
@@ -536,7 +543,10 @@ fn print_as_of(report: &basketry::audit::AsOfReport, kept: bool) {
         "as of {}: {} events, through position {}",
         report.at,
         report.events,
-        report.position.as_deref().unwrap_or("- (nothing recorded yet)")
+        report
+            .position
+            .as_deref()
+            .unwrap_or("- (nothing recorded yet)")
     );
     println!("\ntemplates (subscriber_count = ACTIVE + PAUSED):");
     for t in &report.templates {

@@ -80,7 +80,12 @@ async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_rev
         .iter()
         .filter_map(|t| t["table"].as_str())
         .collect();
-    for table in ["rm_baskets", "rm_subscriptions", "rm_ledger", "rm_partner_keys"] {
+    for table in [
+        "rm_baskets",
+        "rm_subscriptions",
+        "rm_ledger",
+        "rm_partner_keys",
+    ] {
         assert!(tables.contains(&table), "{table} not compared: {tables:?}");
     }
 
@@ -103,7 +108,11 @@ async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_rev
     let at = data.find("\"amount\":").expect("amount") + "\"amount\":".len();
     let end = at + data[at..].find(|c: char| !c.is_ascii_digit()).expect("end");
     let mut bytes = data.into_bytes();
-    bytes[end - 1] = if bytes[end - 1] == b'9' { b'8' } else { bytes[end - 1] + 1 };
+    bytes[end - 1] = if bytes[end - 1] == b'9' {
+        b'8'
+    } else {
+        bytes[end - 1] + 1
+    };
     let tampered = String::from_utf8(bytes).expect("still UTF-8");
     sqlx::query("UPDATE events SET data = $1 WHERE position = $2")
         .bind(&tampered)
@@ -128,9 +137,7 @@ async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_rev
     // The human report names it too.
     let text = stdout(&basketry(dir.path(), &["audit", "verify"]));
     assert!(
-        text.contains(&format!(
-            "stream {stream} breaks at revision {revision}"
-        )),
+        text.contains(&format!("stream {stream} breaks at revision {revision}")),
         "{text}"
     );
     assert!(text.contains("audit FAILED"), "{text}");
@@ -238,12 +245,14 @@ async fn marketplace(http: &reqwest::Client, base: &str) -> (String, String, Str
     let basket: Value = http
         .post(format!("{base}/baskets"))
         .bearer_auth(&admin)
-        .json(&json!({"name": "Audit straddle", "category": "INCOME", "strategies": [{
+        .json(
+            &json!({"name": "Audit straddle", "category": "INCOME", "strategies": [{
             "name": "Short straddle", "underlying": "NIFTY", "product": "MIS",
             "entry_time": "09:20", "exit_time": "15:15",
             "trading_days": ["MON", "TUE", "WED", "THU", "FRI"],
             "legs": [{"action": "SELL", "option_type": "CE", "strike": "ATM",
-                      "expiry": "WEEKLY", "lots": 1}]}]}))
+                      "expiry": "WEEKLY", "lots": 1}]}]}),
+        )
         .send()
         .await
         .expect("create basket")
@@ -264,11 +273,13 @@ async fn marketplace(http: &reqwest::Client, base: &str) -> (String, String, Str
     let key: Value = http
         .post(format!("{base}/admin/partner-api-keys"))
         .bearer_auth(&admin)
-        .json(&json!({"partner_id": "ZEBU", "partner_name": "Zebu", "partner_type": "BROKER",
+        .json(
+            &json!({"partner_id": "ZEBU", "partner_name": "Zebu", "partner_type": "BROKER",
                       "broker_id": "zebu",
                       "revenue_share": {"platform_percentage": 70, "partner_percentage": 30},
                       "permissions": ["marketplace:read", "marketplace:subscribe",
-                                      "subscriptions:manage", "ledger:read"]}))
+                                      "subscriptions:manage", "ledger:read"]}),
+        )
         .send()
         .await
         .expect("issue key")
@@ -345,7 +356,8 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
     assert_eq!(cancelled.status(), 200);
     let after = chrono::Utc::now();
 
-    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let at =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let kept = dir.path().join("as-of-before.db");
     let out = basketry(
         dir.path(),
@@ -358,10 +370,18 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
             kept.to_str().expect("path"),
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let then: Value = serde_json::from_slice(&out.stdout).expect("json");
     let out = basketry(dir.path(), &["audit", "as-of", &at(after), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let now: Value = serde_json::from_slice(&out.stdout).expect("json");
 
     assert_eq!(template_count(&then, &template), 2, "{then:#}");
@@ -388,7 +408,13 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
     // An existing file is never overwritten.
     let again = basketry(
         dir.path(),
-        &["audit", "as-of", &at(after), "--out", kept.to_str().expect("path")],
+        &[
+            "audit",
+            "as-of",
+            &at(after),
+            "--out",
+            kept.to_str().expect("path"),
+        ],
     );
     assert_eq!(again.status.code(), Some(2));
     // Nothing recorded before the first event.
@@ -432,7 +458,11 @@ async fn the_exported_statement_is_the_apis_byte_for_byte_with_the_same_digest()
         dir.path(),
         &["ledger", "export", "--partner", "zebu", "--month", &month],
     );
-    assert!(cli_json.status.success(), "{}", String::from_utf8_lossy(&cli_json.stderr));
+    assert!(
+        cli_json.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli_json.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&cli_json.stdout),
         String::from_utf8_lossy(&api_json)
@@ -475,7 +505,98 @@ async fn the_exported_statement_is_the_apis_byte_for_byte_with_the_same_digest()
     // A bad month is refused, as the API refuses it.
     let bad = basketry(
         dir.path(),
-        &["ledger", "export", "--partner", "ZEBU", "--month", "2026-13"],
+        &[
+            "ledger",
+            "export",
+            "--partner",
+            "ZEBU",
+            "--month",
+            "2026-13",
+        ],
     );
     assert_eq!(bad.status.code(), Some(2));
+}
+
+/// A throwaway PostgreSQL database, dropped at the end (best effort).
+async fn pg_database(admin_url: &str) -> (String, String) {
+    use sqlx::Executor;
+    let name = format!("basketry_audit_{}", uuid::Uuid::new_v4().simple());
+    let mut c = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    c.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create database");
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    (name.clone(), format!("{base}/{name}"))
+}
+
+#[tokio::test]
+async fn verify_on_postgresql_compares_rows_and_names_a_changed_column() {
+    let Ok(admin_url) = std::env::var("BASKETRY_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("BASKETRY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "BASKETRY_REQUIRE_POSTGRES=1 but BASKETRY_TEST_POSTGRES_URL is not set"
+        );
+        eprintln!("skipped: BASKETRY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let (name, url) = pg_database(&admin_url).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stores = ["--event-store", url.as_str(), "--read-db", url.as_str()];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = stores.to_vec();
+        all.extend_from_slice(args);
+        basketry(dir.path(), &all)
+    };
+    let out = run(&["demo", "--users", "25"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["audit", "verify", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(report["read_models"]["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .all(|t| t["live_rows"] == t["rebuilt_rows"] && t["ok"] == true));
+
+    let mut db = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let id: String = sqlx::query_scalar(
+        "UPDATE rm_subscriptions SET status = 'CANCELLED' WHERE subscription_id = \
+         (SELECT subscription_id FROM rm_subscriptions WHERE status = 'ACTIVE' \
+          ORDER BY subscription_id LIMIT 1) RETURNING subscription_id",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("change a row");
+    db.close().await.expect("close");
+    let out = run(&["audit", "verify", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let subs = report["read_models"]["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["table"] == "rm_subscriptions")
+        .expect("compared")
+        .clone();
+    assert_eq!(subs["difference_count"], 1, "{subs:#}");
+    let d = &subs["differences"][0];
+    assert_eq!(d["kind"], "differs");
+    assert_eq!(d["row"], format!("subscription_id={id}"));
+    assert_eq!(
+        d["columns"],
+        json!([{"column": "status", "live": "CANCELLED", "rebuilt": "ACTIVE"}])
+    );
+
+    use sqlx::Executor;
+    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+        let _ = c
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await;
+    }
 }

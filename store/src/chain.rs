@@ -417,15 +417,26 @@ mod tests {
         let mut v = ChainVerifier::new();
         let found: Vec<_> = log.iter().filter_map(|e| v.push(e)).collect();
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].stream_id.as_str(), found[0].revision), ("basket-1", 1));
+        assert_eq!(
+            (found[0].stream_id.as_str(), found[0].revision),
+            ("basket-1", 1)
+        );
         assert_eq!(v.breaks(), &found[..]);
 
         // A missing event is a break at the next one.
         let mut v = ChainVerifier::new();
-        let gap: Vec<_> = pristine.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, e)| e).collect();
+        let gap: Vec<_> = pristine
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, e)| e)
+            .collect();
         let found: Vec<_> = gap.into_iter().filter_map(|e| v.push(e)).collect();
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!((found[0].stream_id.as_str(), found[0].revision), ("partner-ZEBU", 1));
+        assert_eq!(
+            (found[0].stream_id.as_str(), found[0].revision),
+            ("partner-ZEBU", 1)
+        );
     }
 
     #[test]

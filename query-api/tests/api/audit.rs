@@ -79,15 +79,25 @@ async fn a_stream_reads_in_revision_order_with_metadata_and_an_unbroken_chain(ap
     assert_eq!(first["data"]["name"], "Audited");
     let meta = &first["metadata"];
     assert_eq!(meta["actor"]["kind"], "user");
-    assert_eq!(meta["actor"]["id"], crate::helpers::user_id("owner@example.com"));
+    assert_eq!(
+        meta["actor"]["id"],
+        crate::helpers::user_id("owner@example.com")
+    );
     assert_eq!(meta["idempotency_key"], "audit-create-1");
-    assert!(meta["correlation_id"].as_str().is_some_and(|c| c.len() == 36));
-    assert!(meta["recorded_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(meta["correlation_id"]
+        .as_str()
+        .is_some_and(|c| c.len() == 36));
+    assert!(meta["recorded_at"]
+        .as_str()
+        .is_some_and(|t| t.ends_with('Z')));
     assert_eq!(meta["prev_hash"], GENESIS_HASH);
     // The chain links: each event's prev_hash is the hash before it, and
     // its position is where the global log has it.
     for pair in events.windows(2) {
-        assert_eq!(pair[1]["metadata"]["prev_hash"], pair[0]["metadata"]["hash"]);
+        assert_eq!(
+            pair[1]["metadata"]["prev_hash"],
+            pair[0]["metadata"]["hash"]
+        );
         assert_eq!(
             pair[1]["revision"].as_u64(),
             pair[0]["revision"].as_u64().map(|r| r + 1)
@@ -155,7 +165,10 @@ async fn the_global_log_pages_in_position_order_without_gaps_or_repeats(app: Tes
         paged.extend(events);
         match body["next_cursor"].as_str() {
             Some(next) => {
-                assert_eq!(Some(next), paged.last().and_then(|e| e["position"].as_str()));
+                assert_eq!(
+                    Some(next),
+                    paged.last().and_then(|e| e["position"].as_str())
+                );
                 after = Some(next.to_string());
             }
             None => break,
@@ -185,7 +198,9 @@ async fn the_global_log_pages_in_position_order_without_gaps_or_repeats(app: Tes
         .get(&format!("/audit/events?after={}", last - 1), &admin())
         .await;
     assert_eq!(tail.ok()["events"].as_array().map(Vec::len), Some(1));
-    let end = app.get(&format!("/audit/events?after={last}"), &admin()).await;
+    let end = app
+        .get(&format!("/audit/events?after={last}"), &admin())
+        .await;
     assert_eq!(end.ok()["events"], json!([]));
     assert_eq!(end.ok()["next_cursor"], Value::Null);
 }
@@ -200,8 +215,12 @@ async fn only_admins_and_auditors_read_the_log(app: TestApp) {
         app.get(&path, &user("owner@example.com"))
             .await
             .assert_problem(403, "forbidden");
-        app.get(&path, &executor()).await.assert_problem(403, "forbidden");
-        app.get(&path, &partner).await.assert_problem(403, "forbidden");
+        app.get(&path, &executor())
+            .await
+            .assert_problem(403, "forbidden");
+        app.get(&path, &partner)
+            .await
+            .assert_problem(403, "forbidden");
         app.get(&path, &crate::helpers::Cred::None)
             .await
             .assert_problem(401, "authentication_required");
