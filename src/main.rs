@@ -161,7 +161,7 @@ enum ProjectionsCommand {
     /// Empty a projector's tables and replay the whole log into them (all
     /// projectors when no name is given). Stop `basketry serve` first.
     Rebuild {
-        /// `baskets`, `subscriptions`, `ledger` or `partner_keys`.
+        /// `baskets`, `subscriptions`, `ledger`, `partner_keys` or `schedule`.
         name: Option<String>,
     },
     /// Print each projector's position and lag.
@@ -659,7 +659,12 @@ async fn projections(
             if let Some(n) = &name {
                 anyhow::ensure!(
                     basketry_projections::projectors::named(n).is_some(),
-                    "no projector named {n:?}; try baskets, subscriptions, ledger or partner_keys"
+                    "no projector named {n:?}; the projectors are {}",
+                    basketry_projections::projectors::all()
+                        .iter()
+                        .map(|p| p.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             let started = std::time::Instant::now();

@@ -7,6 +7,7 @@
 //! | [`subscriptions`](SubscriptionsProjector) | `rm_subscriptions` | subscription events |
 //! | [`ledger`](LedgerProjector) | `rm_ledger` | `SubscriptionCharged` |
 //! | [`partner_keys`](PartnerKeysProjector) | `rm_partner_keys`, `rm_partners` | partner events |
+//! | [`schedule`](ScheduleProjector) | `rm_execution_schedule`, `rm_execution_baskets` | basket events |
 //!
 //! They copy what events carry (SPEC §5: "projectors copy, they do not
 //! recompute business rules"). Events of types a projector does not handle
@@ -22,6 +23,7 @@
 mod baskets;
 mod ledger;
 mod partner_keys;
+mod schedule;
 mod subscriptions;
 
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use sqlx::any::AnyQueryResult;
 pub use baskets::BasketsProjector;
 pub use ledger::LedgerProjector;
 pub use partner_keys::PartnerKeysProjector;
+pub use schedule::ScheduleProjector;
 pub use subscriptions::SubscriptionsProjector;
 
 use crate::{ProjectionError, Projector};
@@ -45,6 +48,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(SubscriptionsProjector),
         Arc::new(LedgerProjector),
         Arc::new(PartnerKeysProjector),
+        Arc::new(ScheduleProjector),
     ]
 }
 

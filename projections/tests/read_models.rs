@@ -767,10 +767,52 @@ async fn realistic_flow_fills_every_read_model(db: &TestDb) {
     let everything = serde_json::to_string(&snapshot(pool, &projected_tables()).await).unwrap();
     assert!(!everything.contains("argon2"), "a secret hash leaked");
 
+    // ---- rm_execution_schedule / rm_execution_baskets: the admin's basket
+    // as edited (Strangle removed, Iron Fly moved to 09:25, Butterfly
+    // added), every row at the basket's last revision and, published, not
+    // traded for its owner; Bob's basket has no strategy, so no rows.
+    let schedule = snapshot(pool, &["rm_execution_schedule"]).await;
+    let mut planned: Vec<(String, String, String, i64)> = schedule["rm_execution_schedule"]
+        .iter()
+        .filter(|r| r[0] == json!(basket_id.to_string()))
+        .map(|r| {
+            assert_eq!((&r[7], &r[12]), (&json!(0), &json!(7)), "{r:?}");
+            (
+                r[8].as_str().unwrap().to_string(),
+                r[2].as_str().unwrap().to_string(),
+                r[3].as_str().unwrap().to_string(),
+                r[4].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    planned.sort();
+    let mut expected = Vec::new();
+    for (name, entry) in [("Butterfly", 11 * 60), ("Iron Fly v2", 9 * 60 + 25)] {
+        for (phase, minute) in [("ENTRY", entry), ("EXIT", 15 * 60 + 15)] {
+            for day in ["FRI", "MON", "WED"] {
+                expected.push((name.to_string(), phase.to_string(), day.to_string(), minute));
+            }
+        }
+    }
+    assert_eq!(planned, expected);
+    let owners = snapshot(pool, &["rm_execution_baskets"]).await;
+    assert!(owners["rm_execution_baskets"].contains(&vec![
+        json!(basket_id.to_string()),
+        json!(admin_id.to_string()),
+        json!(0),
+        json!(7)
+    ]));
+    assert!(owners["rm_execution_baskets"]
+        .iter()
+        .any(|r| r[0] == json!(bob_basket.to_string()) && r[2] == json!(1)));
+    assert!(!schedule["rm_execution_schedule"]
+        .iter()
+        .any(|r| r[0] == json!(bob_basket.to_string())));
+
     // ---- checkpoints: every projector consumed the whole log.
     let head = log.head().await;
     let cps = checkpoints(pool).await.unwrap();
-    assert_eq!(cps.len(), 4);
+    assert_eq!(cps.len(), projectors::all().len());
     for cp in cps {
         assert_eq!(cp.position, head, "{}", cp.name);
         assert_eq!(cp.events_applied, head.commit, "{}", cp.name);
@@ -904,7 +946,7 @@ async fn rebuild_gives_the_live_rows_in_place_and_in_a_fresh_database(db: &TestD
     rt.rebuild(None, |done, total| reports.push((done, total)))
         .await
         .unwrap();
-    let total = 4 * log.len().await;
+    let total = projectors::all().len() as u64 * log.len().await;
     assert_eq!(reports.first(), Some(&(0, total)));
     assert_eq!(reports.last(), Some(&(total, total)));
     assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0), "{reports:?}");
@@ -1023,7 +1065,7 @@ async fn a_failed_batch_moves_neither_rows_nor_checkpoint(db: &TestDb) {
         .unwrap();
     let before_rows = snapshot(&db.pool, &tables).await;
     let before = checkpoints(&db.pool).await.unwrap();
-    assert_eq!(before.len(), 4);
+    assert_eq!(before.len(), projectors::all().len());
     assert!(before
         .iter()
         .all(|c| c.position == Position::sequence(10) && c.events_applied == 10));
@@ -1220,7 +1262,12 @@ async fn unknown_event_types_are_skipped_and_undecodable_known_ones_stop_the_pro
     }
     let after = log.head().await;
     for cp in checkpoints(&db.pool).await.unwrap() {
-        let expected = if cp.name == "baskets" { head } else { after };
+        // Both projectors of basket events stop at it.
+        let expected = if matches!(cp.name.as_str(), "baskets" | "schedule") {
+            head
+        } else {
+            after
+        };
         assert_eq!(cp.position, expected, "{}", cp.name);
     }
     // So does a version newer than this build reads.
@@ -1337,7 +1384,7 @@ async fn the_live_runtime_picks_up_new_events_quickly_reports_lag_and_stops_grac
     let rt = Arc::new(runtime(&log, db, 500));
     tokio::time::sleep(Duration::from_millis(20)).await;
     let before = rt.status().await.unwrap();
-    assert_eq!(before.len(), 4);
+    assert_eq!(before.len(), projectors::all().len());
     for s in &before {
         assert_eq!(
             (s.position, s.events_applied, s.lag_events),

@@ -11,6 +11,7 @@
 //! * [`baskets`] — a person's own baskets;
 //! * [`subscriptions`] — users' and partners' subscriptions, and template
 //!   subscribers for executors;
+//! * [`execution`] — the execution plan of a minute, streamed;
 //! * [`ledger`] — the revenue-share ledger, CSV export and monthly
 //!   statements with their digest (the canonical form is documented there);
 //! * [`api_keys`] — partner keys, admin view;
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod baskets;
 pub mod consistency;
 pub mod error;
+pub mod execution;
 pub mod ledger;
 pub mod marketplace;
 pub mod openapi;
@@ -103,6 +105,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/execution/templates/{id}/subscribers",
             subscriptions::template_subscribers,
         ),
+        Endpoint::new(M::GET, "/execution/plan", execution::plan),
         Endpoint::new(M::GET, "/baskets", baskets::list_baskets),
         Endpoint::new(M::GET, "/baskets/{basket_id}", baskets::get_basket),
         Endpoint::new(
@@ -138,11 +141,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/admin/partner-api-keys/{api_key_id}",
             api_keys::get_api_key,
         ),
-        Endpoint::new(
-            M::GET,
-            "/audit/streams/{stream_id}",
-            audit::stream_events,
-        ),
+        Endpoint::new(M::GET, "/audit/streams/{stream_id}", audit::stream_events),
         Endpoint::new(M::GET, "/audit/events", audit::log_events),
     ]
 }

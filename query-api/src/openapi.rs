@@ -36,6 +36,7 @@ use uuid::Uuid;
         crate::marketplace::get_template,
         crate::marketplace::admin_templates,
         crate::subscriptions::template_subscribers,
+        crate::execution::plan,
         crate::baskets::list_baskets,
         crate::baskets::get_basket,
         crate::subscriptions::list_user_subscriptions,
@@ -305,6 +306,195 @@ pub struct SubscriberList {
     pub next_cursor: String,
 }
 
+/// The minute of an execution plan.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlanAt {
+    /// An RFC 3339 instant (any offset; encode `+` as `%2B`), planned as its
+    /// minute in Asia/Kolkata (UTC+05:30), seconds dropped.
+    #[param(example = "2026-11-23T09:20:00+05:30")]
+    pub at: DateTime<Utc>,
+}
+
+/// Whether an order enters (`ENTRY`) or exits (`EXIT`) a strategy.
+#[derive(ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PlanPhase {
+    Entry,
+    Exit,
+}
+
+/// `OPEN` on entry; `CLOSE` on exit (the order reverses its leg).
+#[derive(ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PositionEffect {
+    Open,
+    Close,
+}
+
+/// Whom an order trades for: the basket's owner on their own basket, or a
+/// subscription through one of its allocations.
+#[derive(ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OrderSource {
+    Owner,
+    Subscription,
+}
+
+/// `order`.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderKind {
+    Order,
+}
+
+/// `skipped`.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SkippedKind {
+    Skipped,
+}
+
+/// `end`.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EndKind {
+    End,
+}
+
+/// Why nothing is traded: `no_allocation` (the subscription has none) or
+/// `zero_lots` (`floor(leg lots × lot_multiplier)` is 0).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipCode {
+    NoAllocation,
+    ZeroLots,
+}
+
+/// One order to place.
+#[derive(ToSchema)]
+pub struct PlanOrder {
+    #[serde(rename = "type")]
+    pub kind: OrderKind,
+    pub phase: PlanPhase,
+    pub position_effect: PositionEffect,
+    pub source: OrderSource,
+    pub basket_id: Uuid,
+    /// Equal to `basket_id` for a subscription; `null` for the owner.
+    #[schema(nullable)]
+    pub template_id: Uuid,
+    pub basket_revision: u64,
+    pub strategy_id: Uuid,
+    pub strategy_name: String,
+    pub underlying: String,
+    pub product: schemas::Product,
+    /// The subscriber, or the owner.
+    pub user_id: Uuid,
+    /// `null` for the owner.
+    #[schema(nullable)]
+    pub subscription_id: Uuid,
+    #[schema(nullable)]
+    pub partner_id: String,
+    /// `null` for the owner, who has no allocation.
+    #[schema(nullable)]
+    pub allocation_id: Uuid,
+    #[schema(nullable)]
+    pub broker_id: String,
+    #[schema(nullable)]
+    pub client_id: String,
+    /// The allocation's multiplier; 1 for the owner.
+    #[schema(example = 2.5)]
+    pub lot_multiplier: f64,
+    /// The allocation's; 50 for the owner.
+    pub max_lots_per_order: u32,
+    /// The leg's place in the strategy, from 0.
+    pub leg_index: u32,
+    /// What this order does: the leg's action on entry, its reverse on exit.
+    pub action: schemas::LegAction,
+    /// The leg's own action.
+    pub leg_action: schemas::LegAction,
+    pub option_type: schemas::OptionType,
+    #[schema(example = "ATM+1")]
+    pub strike: String,
+    pub expiry: schemas::Expiry,
+    /// The leg's lots.
+    pub leg_lots: u32,
+    /// `floor(leg_lots × lot_multiplier)`: the lots of every slice together.
+    pub total_lots: u64,
+    /// This order's lots, at most `max_lots_per_order`.
+    pub lots: u64,
+    /// Which slice of `total_lots` this order is, from 1.
+    pub slice: u32,
+    pub slices: u32,
+}
+
+/// What the plan does not trade, and why.
+#[derive(ToSchema)]
+pub struct PlanSkipped {
+    #[serde(rename = "type")]
+    pub kind: SkippedKind,
+    pub phase: PlanPhase,
+    pub basket_id: Uuid,
+    pub template_id: Uuid,
+    pub strategy_id: Uuid,
+    pub user_id: Uuid,
+    pub subscription_id: Uuid,
+    #[schema(nullable)]
+    pub partner_id: String,
+    /// The allocation of a `zero_lots` entry.
+    #[schema(nullable)]
+    pub allocation_id: Uuid,
+    /// The leg of a `zero_lots` entry.
+    #[schema(nullable)]
+    pub leg_index: u32,
+    pub code: SkipCode,
+    pub reason: String,
+}
+
+/// The plan of one minute.
+#[derive(ToSchema)]
+pub struct Plan {
+    /// The instant asked for.
+    pub at: DateTime<Utc>,
+    /// The planned minute, Asia/Kolkata.
+    #[schema(example = "2026-11-23T09:20:00+05:30")]
+    pub minute: DateTime<Utc>,
+    /// `null` on Saturday and Sunday (no plan).
+    #[schema(nullable)]
+    pub weekday: schemas::TradingDay,
+    /// Exits first, then by basket, strategy, the owner before subscriptions
+    /// oldest first, allocation priority, leg and slice.
+    pub orders: Vec<PlanOrder>,
+    /// In the same order.
+    pub skipped: Vec<PlanSkipped>,
+    pub order_count: u64,
+    pub skipped_count: u64,
+}
+
+/// The last line of the ndjson form; a stream without it was cut short.
+#[derive(ToSchema)]
+pub struct PlanEnd {
+    #[serde(rename = "type")]
+    pub kind: EndKind,
+    pub at: DateTime<Utc>,
+    #[schema(example = "2026-11-23T09:20:00+05:30")]
+    pub minute: DateTime<Utc>,
+    #[schema(nullable)]
+    pub weekday: schemas::TradingDay,
+    pub order_count: u64,
+    pub skipped_count: u64,
+}
+
+/// One line of the `application/x-ndjson` form: the orders, then the
+/// skipped entries, then the `end` line.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum PlanLine {
+    Order(PlanOrder),
+    Skipped(PlanSkipped),
+    End(PlanEnd),
+}
+
 /// One ledger line: one charge of one billing period.
 #[derive(ToSchema)]
 pub struct LedgerEntry {
@@ -531,6 +721,7 @@ mod tests {
                 "/execution/templates/{id}/subscribers",
                 crate::subscriptions::SUBSCRIBERS_PARAMS,
             ),
+            ("/execution/plan", crate::execution::PLAN_PARAMS),
             ("/baskets", crate::baskets::LIST_BASKETS_PARAMS),
             ("/user/subscriptions", crate::subscriptions::LIST_PARAMS),
             ("/partner/subscriptions", crate::subscriptions::LIST_PARAMS),
@@ -544,10 +735,7 @@ mod tests {
                 "/admin/partner-api-keys",
                 crate::api_keys::LIST_API_KEYS_PARAMS,
             ),
-            (
-                "/audit/streams/{stream_id}",
-                crate::audit::STREAM_PARAMS,
-            ),
+            ("/audit/streams/{stream_id}", crate::audit::STREAM_PARAMS),
             ("/audit/events", crate::audit::EVENTS_PARAMS),
         ]);
         let doc = doc();

@@ -727,3 +727,20 @@ impl SubscriptionSeed {
         }
     }
 }
+
+impl TestApp {
+    /// Runs every projector over the app's event store until the read
+    /// models hold everything appended so far: commands sent through the
+    /// command API (or events appended straight to the store) become the
+    /// rows the query API reads, as `basketry serve` makes them.
+    pub async fn project(&self) {
+        basketry_projections::ProjectorRuntime::new(
+            Arc::clone(&self.store),
+            self.db.clone(),
+            basketry_projections::projectors::all(),
+        )
+        .catch_up()
+        .await
+        .expect("the projectors catch up");
+    }
+}

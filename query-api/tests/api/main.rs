@@ -11,6 +11,7 @@ mod audit;
 mod baskets;
 mod consistency;
 mod errors;
+mod execution;
 mod ledger;
 mod marketplace;
 mod openapi;

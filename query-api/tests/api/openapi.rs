@@ -213,6 +213,26 @@ async fn every_query_answers_the_documented_shape(app: TestApp) {
         .await;
     c.check("/admin/partner-api-keys/{api_key_id}", &r, 200);
 
+    // The log (the key's creation put events in it).
+    let r = app.get("/audit/events?limit=2", &auditor()).await;
+    c.check("/audit/events", &r, 200);
+    let stream = r.body["events"][0]["stream_id"]
+        .as_str()
+        .expect("an event")
+        .to_string();
+    let r = app.get(&format!("/audit/streams/{stream}"), &admin()).await;
+    c.check("/audit/streams/{stream_id}", &r, 200);
+
+    // The plan of the minute the seeded template's strategy enters (09:20
+    // IST on a Monday; execution.rs checks full plans against the document).
+    let r = app
+        .get(
+            "/execution/plan?at=2026-11-23T09:20:00%2B05:30",
+            &executor(),
+        )
+        .await;
+    c.check("/execution/plan", &r, 200);
+
     let missing: Vec<_> = documented_paths(&c.doc)
         .difference(&c.seen)
         .cloned()
