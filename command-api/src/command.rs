@@ -234,6 +234,10 @@ pub struct Reply {
     pub body: Value,
     /// The consistency token: position of the command's last event.
     pub position: Option<Position>,
+    /// Members of `body` sent in this response only: the copy kept for
+    /// `Idempotency-Key` replays leaves them out (a partner secret is
+    /// shown once, SPEC §1, and must not rest in the idempotency store).
+    pub once: Vec<&'static str>,
 }
 
 impl Reply {
@@ -243,6 +247,7 @@ impl Reply {
             status: StatusCode::CREATED,
             body,
             position,
+            once: Vec::new(),
         }
     }
 
@@ -252,7 +257,14 @@ impl Reply {
             status: StatusCode::OK,
             body,
             position,
+            once: Vec::new(),
         }
+    }
+
+    /// The same reply, with `member` of the body left out of replays.
+    pub fn shown_once(mut self, member: &'static str) -> Self {
+        self.once.push(member);
+        self
     }
 }
 
@@ -449,7 +461,10 @@ where
                 let stored = StoredResponse {
                     status: rendered.status.as_u16(),
                     headers: rendered.headers.clone(),
-                    body: rendered.body.clone(),
+                    body: rendered
+                        .replay_body
+                        .clone()
+                        .unwrap_or_else(|| rendered.body.clone()),
                 };
                 state
                     .idempotency
@@ -466,6 +481,9 @@ struct Rendered {
     status: StatusCode,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// The body to keep for replays when it differs from `body`
+    /// ([`Reply::once`]).
+    replay_body: Option<Vec<u8>>,
 }
 
 impl Rendered {
@@ -477,10 +495,21 @@ impl Rendered {
                 if let Some(p) = reply.position {
                     headers.push((CONSISTENCY_TOKEN.to_string(), consistency_token(p)));
                 }
+                let replay_body = match &reply.body {
+                    Value::Object(map) if !reply.once.is_empty() => {
+                        let mut kept = map.clone();
+                        for member in &reply.once {
+                            kept.remove(*member);
+                        }
+                        Some(Value::Object(kept).to_string().into_bytes())
+                    }
+                    _ => None,
+                };
                 Self {
                     status: reply.status,
                     headers,
                     body: reply.body.to_string().into_bytes(),
+                    replay_body,
                 }
             }
             Err(e) => {
@@ -492,6 +521,7 @@ impl Rendered {
                         .map(|(n, v)| (n.to_string(), v))
                         .collect(),
                     body: body.into_bytes(),
+                    replay_body: None,
                 }
             }
         }

@@ -160,7 +160,15 @@ impl From<RateLimitError> for ApiError {
 
 impl From<IdempotencyError> for ApiError {
     fn from(e: IdempotencyError) -> Self {
-        ApiError::Unavailable(format!("idempotency store: {e}"))
+        match e {
+            // A key with a space or tab in it passes the header's own check
+            // and is refused here: the client's mistake, not an outage.
+            IdempotencyError::InvalidKey(_) => ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+            ),
+            e => ApiError::Unavailable(format!("idempotency store: {e}")),
+        }
     }
 }
 

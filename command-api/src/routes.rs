@@ -1605,10 +1605,16 @@ fn key_reply(
     if let (Some(secret), Value::Object(map)) = (secret, &mut body) {
         map.insert("api_secret".into(), json!(secret));
     }
-    Ok(if created {
+    let reply = if created {
         Reply::created(body, position)
     } else {
         Reply::ok(body, position)
+    };
+    // The secret is shown once: an Idempotency-Key replay answers without it.
+    Ok(if secret.is_some() {
+        reply.shown_once("api_secret")
+    } else {
+        reply
     })
 }
 

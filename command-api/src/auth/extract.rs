@@ -200,11 +200,17 @@ impl FromRequest for Principal {
                 tracing::error!("AuthState is not registered as app data: refusing every request");
                 return Err(AuthError::Unavailable.into());
             };
-            let principal = authenticate(&state, req.headers(), Utc::now()).await?;
+            // The command side's clock, so that credentials expire (tokens,
+            // a rotation's grace period) on the same time line the commands
+            // that set them were decided on; system time without one.
+            let now = req
+                .app_data::<web::Data<crate::command::AppState>>()
+                .map_or_else(Utc::now, |s| s.clock.now());
+            let principal = authenticate(&state, req.headers(), now).await?;
             let mut extensions = req.extensions_mut();
             if let Principal::Partner(partner) = &principal {
                 if let Some(usage) = req.app_data::<web::Data<crate::auth::usage::UsageLog>>() {
-                    usage.record(partner.api_key_id, Utc::now());
+                    usage.record(partner.api_key_id, now);
                 }
                 extensions.insert(partner.clone());
             }

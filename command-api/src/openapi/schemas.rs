@@ -564,7 +564,7 @@ pub struct IssuedApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
     /// `sk_<partner>_live_<base62>`. Shown once: only its argon2id hash is
-    /// kept.
+    /// kept, and an `Idempotency-Key` replay of this response leaves it out.
     pub api_secret: String,
 }
 
@@ -574,7 +574,8 @@ pub struct IssuedApiKey {
 pub struct RotatedApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
-    /// The new secret, shown once.
+    /// The new secret, shown once (an `Idempotency-Key` replay of this
+    /// response leaves it out).
     pub api_secret: String,
     /// Hours the previous secret keeps working (0: it stopped at once).
     pub grace_period_hours: u32,

@@ -390,3 +390,253 @@ pub fn basket_body() -> Value {
         "strategies": [strategy_body()]
     })
 }
+
+// ------------------------------------------------- security and hostile input
+
+/// The app on `backend` with a chosen JWT verifier and partner-auth tuning,
+/// and the partner authenticator it runs (for its argon2 counter); `None`
+/// when that backend is not configured.
+pub async fn spawn_app_with_auth(
+    backend: Backend,
+    jwt: JwtVerifier,
+    partner_config: PartnerAuthConfig,
+) -> Option<(TestApp, PartnerAuthenticator)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, idempotency, rate_limiter, pg): Stores = match backend {
+        Backend::Sqlite => (
+            Arc::new(
+                basketry_store::sqlite::SqliteStore::open(dir.path().join("events.db"))
+                    .await
+                    .expect("open event store"),
+            ),
+            Arc::new(
+                SqliteIdempotencyStore::open(dir.path().join("command.db"))
+                    .await
+                    .expect("open idempotency store"),
+            ),
+            Arc::new(InMemoryRateLimiter::new()),
+            None,
+        ),
+        Backend::Postgres => {
+            let db = pg_database(&postgres_url()?).await;
+            (
+                Arc::new(
+                    basketry_store::postgres::PostgresStore::connect(&db.url)
+                        .await
+                        .expect("open event store"),
+                ),
+                Arc::new(
+                    PostgresIdempotencyStore::connect(&db.url)
+                        .await
+                        .expect("open idempotency store"),
+                ),
+                Arc::new(
+                    PostgresRateLimiter::connect(&db.url)
+                        .await
+                        .expect("open rate limiter"),
+                ),
+                Some(db),
+            )
+        }
+    };
+    let clock = Clock::system();
+    let partners = PartnerAuthenticator::new(Arc::clone(&store), partner_config);
+    let auth = AuthState {
+        jwt,
+        partners: partners.clone(),
+    };
+    let state = AppState {
+        store: Arc::clone(&store),
+        rate_limiter,
+        idempotency,
+        clock: clock.clone(),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let app = Application::build(listener, state, auth).expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    Some((
+        TestApp {
+            admin: token("admin@basketry.dev", &["Admins"]),
+            base,
+            client,
+            store,
+            clock,
+            _dir: dir,
+            _pg: pg,
+        },
+        partners,
+    ))
+}
+
+/// The default app on `backend` (the HS256 test verifier, default partner
+/// tuning) and its partner authenticator.
+pub async fn spawn_app_observed(backend: Backend) -> Option<(TestApp, PartnerAuthenticator)> {
+    spawn_app_with_auth(
+        backend,
+        JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
+        PartnerAuthConfig::default(),
+    )
+    .await
+}
+
+impl TestApp {
+    /// Every stored event, in log order.
+    pub async fn all_events(&self) -> Vec<RecordedEvent> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.store.read_all(after, 1000).await.expect("read_all");
+            let Some(last) = page.last() else { break };
+            after = Some(last.position);
+            out.extend(page);
+        }
+        out
+    }
+
+    /// Sends raw bytes with `content_type` (none when `None`).
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cred: &Cred,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        req = match cred {
+            Cred::None => req,
+            Cred::Jwt(t) => req.bearer_auth(t),
+            Cred::Partner { key, secret } => {
+                req.bearer_auth(key).header("X-Partner-Secret", secret)
+            }
+        };
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.body(body).send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// Every value of every column of every table of the databases this app
+    /// writes (event store, idempotency records, rate limits), as text.
+    pub async fn dump_databases(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self._pg {
+            Some(db) => {
+                let mut c = sqlx::PgConnection::connect(&db.url)
+                    .await
+                    .expect("connect to postgres");
+                let tables: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT table_schema, table_name FROM information_schema.tables \
+                     WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+                     AND table_type = 'BASE TABLE'",
+                )
+                .fetch_all(&mut c)
+                .await
+                .expect("list tables");
+                assert!(!tables.is_empty(), "no tables found");
+                for (schema, table) in tables {
+                    let rows: Vec<(Option<String>,)> = sqlx::query_as(&format!(
+                        "SELECT row_to_json(t)::text FROM \"{schema}\".\"{table}\" t"
+                    ))
+                    .fetch_all(&mut c)
+                    .await
+                    .expect("dump table");
+                    out.extend(rows.into_iter().filter_map(|(r,)| r));
+                }
+            }
+            None => {
+                for file in ["events.db", "command.db"] {
+                    let url = format!("sqlite://{}?mode=ro", self._dir.path().join(file).display());
+                    let mut c = sqlx::SqliteConnection::connect(&url)
+                        .await
+                        .expect("open sqlite");
+                    let tables: Vec<(String,)> =
+                        sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+                            .fetch_all(&mut c)
+                            .await
+                            .expect("list tables");
+                    assert!(!tables.is_empty(), "no tables in {file}");
+                    for (table,) in tables {
+                        let columns: Vec<(String,)> =
+                            sqlx::query_as("SELECT name FROM pragma_table_info(?1)")
+                                .bind(&table)
+                                .fetch_all(&mut c)
+                                .await
+                                .expect("list columns");
+                        for (column,) in columns {
+                            let values: Vec<(Option<Vec<u8>>,)> = sqlx::query_as(&format!(
+                                "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\""
+                            ))
+                            .fetch_all(&mut c)
+                            .await
+                            .expect("dump column");
+                            out.extend(values.into_iter().filter_map(|(v,)| {
+                                v.map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Everything the process logs through `tracing`, at every level, from the
+/// moment [`capture_logs`] is first called (by any test of this binary).
+pub fn captured_logs() -> String {
+    let buffer = log_buffer().lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+fn log_buffer() -> &'static std::sync::Mutex<Vec<u8>> {
+    static BUFFER: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    BUFFER.get_or_init(|| std::sync::Mutex::new(Vec::new()))
+}
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        log_buffer()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs, once per test binary, a global `tracing` subscriber that keeps
+/// every event and span (with their fields, at every level) in memory. It
+/// must be global: actix serves requests on worker threads of its own.
+pub fn capture_logs() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+            .with_ansi(false)
+            .with_writer(|| LogSink)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    });
+}

@@ -4,6 +4,8 @@ mod baskets;
 mod billing;
 mod errors;
 mod helpers;
+mod hostile;
 mod openapi;
 mod partners;
+mod security;
 mod subscriptions;

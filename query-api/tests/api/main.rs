@@ -15,4 +15,5 @@ mod execution;
 mod ledger;
 mod marketplace;
 mod openapi;
+mod security;
 mod subscriptions;
