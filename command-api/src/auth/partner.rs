@@ -99,6 +99,13 @@ pub struct PartnerAuthConfig {
     /// first failure; once `max_failures` are reached the key is refused
     /// until it ends, even with the right secret.
     pub failure_window: Duration,
+    /// How long a credential verified once stays *proven* (default 1 h):
+    /// after `cache_ttl` the partner stream is read again (status, current
+    /// hashes) but argon2 is not run again while the hash it matched is
+    /// still one the key accepts. A proven credential also passes the
+    /// failure throttle, so a flood of wrong secrets against a key id (key
+    /// ids are not secret) cannot lock out the holder of the right one.
+    pub proven_ttl: Duration,
     /// Cached credentials kept at most (default 10 000); beyond, expired
     /// ones are swept and, if that is not enough, the cache is emptied.
     pub max_cache_entries: usize,
@@ -110,6 +117,7 @@ impl Default for PartnerAuthConfig {
             cache_ttl: Duration::from_secs(10),
             max_failures: 5,
             failure_window: Duration::from_secs(60),
+            proven_ttl: Duration::from_secs(3600),
             max_cache_entries: 10_000,
         }
     }
@@ -120,7 +128,13 @@ type CacheKey = [u8; 32];
 
 struct CacheEntry {
     principal: PartnerPrincipal,
+    /// Until then the principal is used as is.
     expires_at: DateTime<Utc>,
+    /// The argon2id hash the secret matched.
+    phc: String,
+    /// Until then the secret is known to match `phc`: the stream is read
+    /// again, argon2 is not run again.
+    proven_until: DateTime<Utc>,
 }
 
 /// Wrong secrets of one key in the current window.
@@ -142,6 +156,7 @@ struct Shared {
 struct Inner {
     store: Arc<dyn EventStore>,
     cache_ttl: TimeDelta,
+    proven_ttl: TimeDelta,
     failure_window: TimeDelta,
     max_failures: u32,
     max_cache_entries: usize,
@@ -224,6 +239,7 @@ impl PartnerAuthenticator {
             inner: Arc::new(Inner {
                 store,
                 cache_ttl: delta(config.cache_ttl),
+                proven_ttl: delta(config.proven_ttl),
                 failure_window: delta(config.failure_window),
                 max_failures: config.max_failures,
                 max_cache_entries: config.max_cache_entries,
@@ -319,6 +335,7 @@ impl PartnerAuthenticator {
         let mut shared = lock(&self.inner.shared);
         match shared.cache.get(key) {
             Some(entry) if now < entry.expires_at => Some(entry.principal.clone()),
+            Some(entry) if now < entry.proven_until => None,
             Some(_) => {
                 shared.cache.remove(key);
                 None
@@ -327,35 +344,31 @@ impl PartnerAuthenticator {
         }
     }
 
+    /// The hash this exact credential was proven to match, while proven.
+    fn proven(&self, key: &CacheKey, now: DateTime<Utc>) -> Option<String> {
+        lock(&self.inner.shared)
+            .cache
+            .get(key)
+            .filter(|entry| now < entry.proven_until)
+            .map(|entry| entry.phc.clone())
+    }
+
     fn epoch(&self) -> u64 {
         lock(&self.inner.shared).epoch
     }
 
-    fn remember(
-        &self,
-        key: CacheKey,
-        principal: PartnerPrincipal,
-        expires_at: DateTime<Utc>,
-        epoch: u64,
-        now: DateTime<Utc>,
-    ) {
+    fn remember(&self, key: CacheKey, entry: CacheEntry, epoch: u64, now: DateTime<Utc>) {
         let mut shared = lock(&self.inner.shared);
         if shared.epoch != epoch {
             return;
         }
         if shared.cache.len() >= self.inner.max_cache_entries {
-            shared.cache.retain(|_, e| now < e.expires_at);
+            shared.cache.retain(|_, e| now < e.proven_until);
             if shared.cache.len() >= self.inner.max_cache_entries {
                 shared.cache.clear();
             }
         }
-        shared.cache.insert(
-            key,
-            CacheEntry {
-                principal,
-                expires_at,
-            },
-        );
+        shared.cache.insert(key, entry);
     }
 
     async fn inflight_slot(&self, key: CacheKey) -> InflightSlot {
@@ -391,8 +404,14 @@ impl PartnerAuthenticator {
         if let Some(principal) = self.cached(&key, now) {
             return Ok(principal);
         }
-        if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), api_key, now) {
-            return Err(AuthError::Throttled { retry_after_secs });
+        // A proven credential is checked against the stream below, without
+        // argon2, throttled or not.
+        let proven = self.proven(&key, now);
+        if proven.is_none() {
+            if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), api_key, now)
+            {
+                return Err(AuthError::Throttled { retry_after_secs });
+            }
         }
         let _slot = self.inflight_slot(key).await;
         // Whoever held the slot before may have just verified this very
@@ -426,12 +445,49 @@ impl PartnerAuthenticator {
             .map(str::to_owned)
             .collect();
         let grace_ends = api.previous_secret.as_ref().map(|p| p.valid_until);
+        let principal = PartnerPrincipal {
+            partner_id: partner.partner_id.clone(),
+            api_key_id: api.api_key_id,
+            permissions: partner.permissions.clone(),
+            rate_limits: partner.rate_limits,
+            broker_id: partner.broker_id.clone(),
+            revenue_share: partner.revenue_share,
+        };
+        // Trusted as is until the TTL, and for a rotated-out secret no
+        // longer than its grace.
+        let trusted_until = |index: usize| {
+            let expires_at = after(now, self.inner.cache_ttl);
+            match grace_ends {
+                Some(ends) if index > 0 => expires_at.min(ends),
+                _ => expires_at,
+            }
+        };
+
+        if let Some(phc) = proven {
+            if let Some(index) = candidates.iter().position(|c| *c == phc) {
+                let entry = CacheEntry {
+                    principal: principal.clone(),
+                    expires_at: trusted_until(index),
+                    phc,
+                    proven_until: after(now, self.inner.proven_ttl),
+                };
+                self.remember(key, entry, epoch, now);
+                return Ok(principal);
+            }
+            // The hash it matched is no longer accepted (rotated out): an
+            // ordinary attempt from here on.
+            if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), api_key, now)
+            {
+                return Err(AuthError::Throttled { retry_after_secs });
+            }
+        }
 
         let window = self.reserve_failure(api_key, now)?;
         let inner = Arc::clone(&self.inner);
         let presented = secret.to_owned();
+        let hashes = candidates.clone();
         let matched = tokio::task::spawn_blocking(move || {
-            candidates.iter().position(|phc| {
+            hashes.iter().position(|phc| {
                 inner.argon2_runs.fetch_add(1, Ordering::Relaxed);
                 verify_secret(&presented, phc)
             })
@@ -447,22 +503,13 @@ impl PartnerAuthenticator {
             return Err(AuthError::WrongSecret);
         };
         self.release_failure(api_key, window);
-        let principal = PartnerPrincipal {
-            partner_id: partner.partner_id.clone(),
-            api_key_id: api.api_key_id,
-            permissions: partner.permissions.clone(),
-            rate_limits: partner.rate_limits,
-            broker_id: partner.broker_id.clone(),
-            revenue_share: partner.revenue_share,
+        let entry = CacheEntry {
+            principal: principal.clone(),
+            expires_at: trusted_until(index),
+            phc: candidates[index].clone(),
+            proven_until: after(now, self.inner.proven_ttl),
         };
-        let mut expires_at = after(now, self.inner.cache_ttl);
-        if index > 0 {
-            // The rotated-out secret: trusted no longer than its grace.
-            if let Some(ends) = grace_ends {
-                expires_at = expires_at.min(ends);
-            }
-        }
-        self.remember(key, principal.clone(), expires_at, epoch, now);
+        self.remember(key, entry, epoch, now);
         Ok(principal)
     }
 }
@@ -619,13 +666,79 @@ mod tests {
         auth.authenticate(key, secret, at(0)).await.unwrap();
         auth.authenticate(key, secret, at(9)).await.unwrap();
         assert_eq!(auth.argon2_runs(), 1);
+        // After the TTL the stream is read again (see the revocation test
+        // below), but the secret stays proven: no second argon2 run...
         auth.authenticate(key, secret, at(10)).await.unwrap();
+        auth.authenticate(key, secret, at(3_599)).await.unwrap();
+        assert_eq!(auth.argon2_runs(), 1);
+        // ...until an hour after it was last verified.
+        auth.authenticate(key, secret, at(3_599 + 3_600)).await.unwrap();
         assert_eq!(auth.argon2_runs(), 2);
         // A wrong secret never hits the cache of the right one.
         let wrong = generate_secret(&f.partner_id);
         assert_eq!(
             auth.authenticate(key, wrong.expose(), at(11)).await,
             Err(AuthError::WrongSecret)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_wrong_secrets_does_not_lock_out_the_holder_of_the_right_one() {
+        let f = Fixture::new().await;
+        let auth = authenticator(&f);
+        let (key, secret) = (f.key.as_str(), f.secret.expose());
+        auth.authenticate(key, secret, at(0)).await.unwrap();
+        // Anyone who knows the key id uses up its failures...
+        let wrong = generate_secret(&f.partner_id);
+        for i in 1..=5 {
+            assert_eq!(
+                auth.authenticate(key, wrong.expose(), at(i)).await,
+                Err(AuthError::WrongSecret)
+            );
+        }
+        assert!(matches!(
+            auth.authenticate(key, wrong.expose(), at(20)).await,
+            Err(AuthError::Throttled { .. })
+        ));
+        // ...but the holder, past the cache TTL and inside the window, is
+        // still let in, without argon2.
+        let runs = auth.argon2_runs();
+        assert!(auth.authenticate(key, secret, at(30)).await.is_ok());
+        assert!(auth.authenticate(key, secret, at(59)).await.is_ok());
+        assert_eq!(auth.argon2_runs(), runs);
+        // A secret never verified here is throttled all the same.
+        let fresh = authenticator(&f);
+        for i in 1..=5 {
+            let _ = fresh.authenticate(key, wrong.expose(), at(i)).await;
+        }
+        assert!(matches!(
+            fresh.authenticate(key, secret, at(30)).await,
+            Err(AuthError::Throttled { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_proven_secret_stops_working_once_rotated_out_even_uninvalidated() {
+        let f = Fixture::new().await;
+        let auth = authenticator(&f);
+        let old = f.secret.expose();
+        auth.authenticate(f.key.as_str(), old, at(0)).await.unwrap();
+        let new = f.rotate(0, at(5)).await;
+        // No invalidation (as on another instance): past the TTL the stream
+        // is read, the hash the old secret matched is gone, argon2 decides.
+        assert_eq!(
+            auth.authenticate(f.key.as_str(), old, at(11)).await,
+            Err(AuthError::WrongSecret)
+        );
+        assert!(auth
+            .authenticate(f.key.as_str(), new.expose(), at(12))
+            .await
+            .is_ok());
+        // And a suspension is seen on the next read of the stream.
+        f.set_status(ApiKeyStatus::Suspended).await;
+        assert_eq!(
+            auth.authenticate(f.key.as_str(), new.expose(), at(23)).await,
+            Err(AuthError::KeySuspended)
         );
     }
 
