@@ -221,6 +221,11 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts the process again on the same stores and port (after
     /// [`Self::kill`] or [`Self::terminate`]).
     pub async fn restart(&mut self, stores: &Stores) {
