@@ -4,30 +4,20 @@
 //! as-of` around a cancellation; `basketry ledger export` against
 //! `GET /partner/statements/{month}`.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use basketry::config::Settings;
-use basketry::startup::Application;
 use serde_json::{json, Value};
 use sqlx::{Connection, Row, SqliteConnection};
 
-const SECRET: &str = "audit-test-secret-that-is-longer-than-32-bytes";
+mod support;
 
-/// Runs the program with `--data-dir dir` and `args`.
-fn basketry(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_basketry"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        // The stores are the data directory's, whatever the environment says.
-        .env_remove("BASKETRY_EVENT_STORE")
-        .env_remove("BASKETRY_READ_DB")
-        .env("BASKETRY_JWT_SECRET", SECRET)
-        .output()
-        .expect("run basketry")
+use support::{token, Stores};
+
+/// Runs the program on `stores` with `args`.
+fn basketry(stores: &Stores, args: &[&str]) -> Output {
+    stores.basketry().args(args).output().expect("run basketry")
 }
 
 fn stdout(out: &Output) -> String {
@@ -35,8 +25,8 @@ fn stdout(out: &Output) -> String {
 }
 
 /// `audit verify --json`: the exit code and the report.
-fn verify(dir: &Path) -> (i32, Value) {
-    let out = basketry(dir, &["audit", "verify", "--json"]);
+fn verify(stores: &Stores) -> (i32, Value) {
+    let out = basketry(stores, &["audit", "verify", "--json"]);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "verify printed no JSON ({e}): {}\n{}",
@@ -47,8 +37,8 @@ fn verify(dir: &Path) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), report)
 }
 
-fn demo(dir: &Path) {
-    let out = basketry(dir, &["demo", "--users", "40"]);
+fn demo(stores: &Stores) {
+    let out = basketry(stores, &["demo", "--users", "40"]);
     assert!(
         out.status.success(),
         "demo failed: {}",
@@ -64,9 +54,9 @@ async fn sqlite(path: &Path) -> SqliteConnection {
 
 #[tokio::test]
 async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_revision() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    demo(dir.path());
-    let (code, report) = verify(dir.path());
+    let stores = Stores::sqlite();
+    demo(&stores);
+    let (code, report) = verify(&stores);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["ok"], true);
     for check in ["hash_chains", "decoding", "read_models", "ledger_totals"] {
@@ -91,7 +81,7 @@ async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_rev
 
     // Change one byte of one charge's data, straight in the SQLite file:
     // the last digit of its amount.
-    let mut events = sqlite(&dir.path().join("events.db")).await;
+    let mut events = sqlite(&stores.data_dir().join("events.db")).await;
     let row = sqlx::query(
         "SELECT position, stream_id, revision, data FROM events \
          WHERE event_type = 'SubscriptionCharged' ORDER BY position LIMIT 1 OFFSET 3",
@@ -122,7 +112,7 @@ async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_rev
         .expect("tamper");
     events.close().await.expect("close");
 
-    let (code, report) = verify(dir.path());
+    let (code, report) = verify(&stores);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["ok"], false);
     let breaks = report["hash_chains"]["breaks"].as_array().expect("breaks");
@@ -135,7 +125,7 @@ async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_rev
     assert_eq!(report["decoding"]["ok"], true);
 
     // The human report names it too.
-    let text = stdout(&basketry(dir.path(), &["audit", "verify"]));
+    let text = stdout(&basketry(&stores, &["audit", "verify"]));
     assert!(
         text.contains(&format!("stream {stream} breaks at revision {revision}")),
         "{text}"
@@ -145,9 +135,9 @@ async fn verify_passes_after_the_demo_and_names_a_changed_byte_by_stream_and_rev
 
 #[tokio::test]
 async fn verify_names_a_ledger_row_deleted_from_the_read_model() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    demo(dir.path());
-    let mut read = sqlite(&dir.path().join("read.db")).await;
+    let stores = Stores::sqlite();
+    demo(&stores);
+    let mut read = sqlite(&stores.data_dir().join("read.db")).await;
     let row = sqlx::query(
         "SELECT event_id, partner_id, period_start, amount FROM rm_ledger \
          WHERE partner_id IS NOT NULL ORDER BY commit_position LIMIT 1",
@@ -166,7 +156,7 @@ async fn verify_names_a_ledger_row_deleted_from_the_read_model() {
         .expect("delete");
     read.close().await.expect("close");
 
-    let (code, report) = verify(dir.path());
+    let (code, report) = verify(&stores);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["hash_chains"]["ok"], true);
     let ledger = report["read_models"]["tables"]
@@ -207,41 +197,10 @@ async fn verify_names_a_ledger_row_deleted_from_the_read_model() {
     );
 }
 
-/// The whole program in this process, on SQLite files in `dir`.
-async fn serve(dir: &Path) -> String {
-    let settings = Settings {
-        data_dir: dir.to_path_buf(),
-        event_store: None,
-        read_db: None,
-        rate_limits: "memory".into(),
-        jwt_secret: Some(SECRET.into()),
-        jwks_url: None,
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let app = Application::build(&settings, listener)
-        .await
-        .expect("build");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    base
-}
-
-fn jwt(email: &str, groups: &[&str]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    basketry_command_api::auth::mint_hs256(
-        SECRET.as_bytes(),
-        email,
-        &groups,
-        Duration::from_secs(3600),
-        chrono::Utc::now(),
-    )
-    .expect("token")
-}
-
 /// A published PAID (₹999) template and a partner ZEBU (30 % share):
 /// the template id and the partner's key and secret.
 async fn marketplace(http: &reqwest::Client, base: &str) -> (String, String, String) {
-    let admin = jwt("admin@basketry.dev", &["Admins"]);
+    let admin = token("admin@basketry.dev", &["Admins"]);
     let basket: Value = http
         .post(format!("{base}/baskets"))
         .bearer_auth(&admin)
@@ -336,8 +295,8 @@ fn template_count(report: &Value, template: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let base = serve(dir.path()).await;
+    let stores = Stores::sqlite();
+    let base = support::serve_in_process(&stores).await;
     let http = reqwest::Client::new();
     let (template, key, secret) = marketplace(&http, &base).await;
     let (first, _) =
@@ -358,9 +317,9 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
 
     let at =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let kept = dir.path().join("as-of-before.db");
+    let kept = stores.data_dir().join("as-of-before.db");
     let out = basketry(
-        dir.path(),
+        &stores,
         &[
             "audit",
             "as-of",
@@ -376,7 +335,7 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
         String::from_utf8_lossy(&out.stderr)
     );
     let then: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let out = basketry(dir.path(), &["audit", "as-of", &at(after), "--json"]);
+    let out = basketry(&stores, &["audit", "as-of", &at(after), "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -407,7 +366,7 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
     assert_eq!(status, "ACTIVE");
     // An existing file is never overwritten.
     let again = basketry(
-        dir.path(),
+        &stores,
         &[
             "audit",
             "as-of",
@@ -418,7 +377,7 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
     );
     assert_eq!(again.status.code(), Some(2));
     // Nothing recorded before the first event.
-    let out = basketry(dir.path(), &["audit", "as-of", "2020-01-01", "--json"]);
+    let out = basketry(&stores, &["audit", "as-of", "2020-01-01", "--json"]);
     let empty: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(empty["events"], 0);
     assert_eq!(empty["position"], Value::Null);
@@ -426,8 +385,8 @@ async fn as_of_before_and_after_a_cancellation_gives_different_subscriber_counts
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exported_statement_is_the_apis_byte_for_byte_with_the_same_digest() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let base = serve(dir.path()).await;
+    let stores = Stores::sqlite();
+    let base = support::serve_in_process(&stores).await;
     let http = reqwest::Client::new();
     let (template, key, secret) = marketplace(&http, &base).await;
     let mut token = String::new();
@@ -455,7 +414,7 @@ async fn the_exported_statement_is_the_apis_byte_for_byte_with_the_same_digest()
     let api_csv = api_csv.bytes().await.expect("body");
 
     let cli_json = basketry(
-        dir.path(),
+        &stores,
         &["ledger", "export", "--partner", "zebu", "--month", &month],
     );
     assert!(
@@ -482,9 +441,9 @@ async fn the_exported_statement_is_the_apis_byte_for_byte_with_the_same_digest()
         assert!(entry["event_id"].is_string() && entry["position"].is_string());
     }
 
-    let out = dir.path().join("statement.csv");
+    let out = stores.data_dir().join("statement.csv");
     let cli_csv = basketry(
-        dir.path(),
+        &stores,
         &[
             "ledger",
             "export",
@@ -504,7 +463,7 @@ async fn the_exported_statement_is_the_apis_byte_for_byte_with_the_same_digest()
 
     // A bad month is refused, as the API refuses it.
     let bad = basketry(
-        dir.path(),
+        &stores,
         &[
             "ledger",
             "export",
@@ -517,20 +476,6 @@ async fn the_exported_statement_is_the_apis_byte_for_byte_with_the_same_digest()
     assert_eq!(bad.status.code(), Some(2));
 }
 
-/// A throwaway PostgreSQL database, dropped at the end (best effort).
-async fn pg_database(admin_url: &str) -> (String, String) {
-    use sqlx::Executor;
-    let name = format!("basketry_audit_{}", uuid::Uuid::new_v4().simple());
-    let mut c = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to PostgreSQL");
-    c.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create database");
-    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-    (name.clone(), format!("{base}/{name}"))
-}
-
 #[tokio::test]
 async fn verify_on_postgresql_compares_rows_and_names_a_changed_column() {
     let Ok(admin_url) = std::env::var("BASKETRY_TEST_POSTGRES_URL") else {
@@ -541,14 +486,14 @@ async fn verify_on_postgresql_compares_rows_and_names_a_changed_column() {
         eprintln!("skipped: BASKETRY_TEST_POSTGRES_URL is not set");
         return;
     };
-    let (name, url) = pg_database(&admin_url).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let stores = ["--event-store", url.as_str(), "--read-db", url.as_str()];
-    let run = |args: &[&str]| {
-        let mut all: Vec<&str> = stores.to_vec();
-        all.extend_from_slice(args);
-        basketry(dir.path(), &all)
+    // Both stores on one throwaway PostgreSQL database (the stores'
+    // `basketry` command points at it); dropped with `stores`.
+    let stores = Stores {
+        dir: tempfile::tempdir().expect("temp dir"),
+        pg: Some(support::PgDatabase::create(&admin_url).await),
     };
+    let url = stores.event_store_url();
+    let run = |args: &[&str]| basketry(&stores, args);
     let out = run(&["demo", "--users", "25"]);
     assert!(
         out.status.success(),
@@ -592,11 +537,4 @@ async fn verify_on_postgresql_compares_rows_and_names_a_changed_column() {
         d["columns"],
         json!([{"column": "status", "live": "CANCELLED", "rebuilt": "ACTIVE"}])
     );
-
-    use sqlx::Executor;
-    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-        let _ = c
-            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-            .await;
-    }
 }

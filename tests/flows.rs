@@ -1,77 +1,19 @@
 //! The flows of SPEC end to end over HTTP against the whole program (command
 //! API, projectors and query API on one port), as `basketry serve` runs it.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
-use basketry::config::Settings;
-use basketry::startup::Application;
 use serde_json::{json, Value};
 
-const SECRET: &str = "flows-test-secret-that-is-longer-than-32-bytes";
+mod support;
+
+use support::{token, Stores};
 
 struct App {
     base: String,
     client: reqwest::Client,
     admin: String,
-    _dir: tempfile::TempDir,
-    _pg: Option<PgDatabase>,
-}
-
-/// A throwaway PostgreSQL database for one test, dropped afterwards.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(admin_url: &str) -> Self {
-        use sqlx::{Connection, Executor};
-        let name = format!("basketry_flow_{}", uuid::Uuid::new_v4().simple());
-        let mut c = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("connect");
-        c.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
-        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
-        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-        let query = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        };
-        Self {
-            admin_url: admin_url.to_string(),
-            url: format!("{base}/{name}{query}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Best effort: a leftover database only costs disk.
-        let _ = std::thread::spawn(move || {
-            use sqlx::{Connection, Executor};
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = c
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
+    stores: Stores,
 }
 
 struct Resp {
@@ -82,51 +24,16 @@ struct Resp {
 }
 
 async fn spawn() -> App {
-    let dir = tempfile::tempdir().expect("temp dir");
     // `.ci/run` runs these flows a second time with every store on
     // PostgreSQL (BASKETRY_TEST_API_BACKEND=postgres).
-    let pg = match std::env::var("BASKETRY_TEST_API_BACKEND").as_deref() {
-        Ok("postgres") => {
-            let url = std::env::var("BASKETRY_TEST_POSTGRES_URL")
-                .expect("BASKETRY_TEST_API_BACKEND=postgres needs BASKETRY_TEST_POSTGRES_URL");
-            Some(PgDatabase::create(&url).await)
-        }
-        _ => None,
-    };
-    let url = pg.as_ref().map(|db| db.url.clone());
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        event_store: url.clone(),
-        read_db: url,
-        rate_limits: "memory".into(),
-        jwt_secret: Some(SECRET.into()),
-        jwks_url: None,
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let app = Application::build(&settings, listener)
-        .await
-        .expect("build");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let stores = Stores::new().await;
+    let base = support::serve_in_process(&stores).await;
     App {
         base,
         client: reqwest::Client::new(),
         admin: token("admin@basketry.dev", &["Admins"]),
-        _dir: dir,
-        _pg: pg,
+        stores,
     }
-}
-
-fn token(email: &str, groups: &[&str]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    basketry_command_api::auth::mint_hs256(
-        SECRET.as_bytes(),
-        email,
-        &groups,
-        Duration::from_secs(3600),
-        chrono::Utc::now(),
-    )
-    .expect("token")
 }
 
 #[derive(Clone)]
@@ -592,7 +499,7 @@ async fn projections_rebuild_on_the_command_line_reproduces_the_live_read_models
     }
     let caught_up = app.get("/partner/ledger", &zebu, last.as_deref()).await;
     assert_eq!(caught_up.body["entries"].as_array().map(Vec::len), Some(5));
-    let read_db = app._dir.path().join("read.db");
+    let read_db = app.stores.data_dir().join("read.db");
     let before = snapshot(&read_db).await;
     assert!(before.len() > 10, "{before:?}");
     assert!(
@@ -601,7 +508,7 @@ async fn projections_rebuild_on_the_command_line_reproduces_the_live_read_models
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_basketry"))
         .args(["projections", "rebuild"])
-        .env("BASKETRY_DATA_DIR", app._dir.path())
+        .env("BASKETRY_DATA_DIR", app.stores.data_dir())
         .env_remove("BASKETRY_EVENT_STORE")
         .env_remove("BASKETRY_READ_DB")
         .output()
@@ -684,16 +591,8 @@ async fn after_the_demo_browse_returns_templates_ranked_by_subscribers() {
     if std::env::var("BASKETRY_TEST_API_BACKEND").as_deref() == Ok("postgres") {
         return; // the demo is exercised on the embedded default
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        event_store: None,
-        read_db: None,
-        rate_limits: "memory".into(),
-        jwt_secret: Some(SECRET.into()),
-        jwks_url: None,
-    };
-    let summary = basketry::demo::run(&settings, 150, |_, _| {})
+    let stores = Stores::sqlite();
+    let summary = basketry::demo::run(&stores.settings(), 150, |_, _| {})
         .await
         .expect("demo");
     assert_eq!((summary.templates, summary.subscriptions), (24, 150));
@@ -702,12 +601,7 @@ async fn after_the_demo_browse_returns_templates_ranked_by_subscribers() {
         "first months and billing runs: {}",
         summary.charges
     );
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let app = Application::build(&settings, listener)
-        .await
-        .expect("build");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    let base = support::serve_in_process(&stores).await;
     let body: Value = reqwest::Client::new()
         .get(format!("{base}/marketplace/templates?limit=100"))
         .bearer_auth(token("browser@example.com", &[]))

@@ -193,6 +193,34 @@ impl Stores {
     }
 }
 
+impl Stores {
+    /// What `basketry serve` would be configured with for these stores.
+    pub fn settings(&self) -> basketry::config::Settings {
+        let url = self.pg.as_ref().map(|db| db.url.clone());
+        basketry::config::Settings {
+            data_dir: self.dir.path().to_path_buf(),
+            event_store: url.clone(),
+            read_db: url,
+            rate_limits: "memory".into(),
+            jwt_secret: Some(SECRET.into()),
+            jwks_url: None,
+        }
+    }
+}
+
+/// The whole program (command API, projectors, query API) in this process
+/// on `stores`, on a free port, as `basketry serve` composes it: its base
+/// URL.
+pub async fn serve_in_process(stores: &Stores) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = basketry::startup::Application::build(&stores.settings(), listener)
+        .await
+        .expect("build the application");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    base
+}
+
 /// One `basketry serve` process.
 pub struct Server {
     child: Option<Child>,
