@@ -672,7 +672,9 @@ mod tests {
         auth.authenticate(key, secret, at(3_599)).await.unwrap();
         assert_eq!(auth.argon2_runs(), 1);
         // ...until an hour after it was last verified.
-        auth.authenticate(key, secret, at(3_599 + 3_600)).await.unwrap();
+        auth.authenticate(key, secret, at(3_599 + 3_600))
+            .await
+            .unwrap();
         assert_eq!(auth.argon2_runs(), 2);
         // A wrong secret never hits the cache of the right one.
         let wrong = generate_secret(&f.partner_id);
@@ -737,7 +739,8 @@ mod tests {
         // And a suspension is seen on the next read of the stream.
         f.set_status(ApiKeyStatus::Suspended).await;
         assert_eq!(
-            auth.authenticate(f.key.as_str(), new.expose(), at(23)).await,
+            auth.authenticate(f.key.as_str(), new.expose(), at(23))
+                .await,
             Err(AuthError::KeySuspended)
         );
     }
