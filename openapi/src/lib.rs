@@ -96,6 +96,10 @@ const TAGS: &[(&str, &str)] = &[
     ("Billing", "The billing run."),
     ("Execution", "What executors need to place orders."),
     (
+        "Audit",
+        "The event log itself, with every event's metadata and hash-chain link: admins and auditors.",
+    ),
+    (
         "Operations",
         "Health, readiness, metrics and this documentation; no authentication.",
     ),
