@@ -33,6 +33,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use basketry_command_api::command::consistency_token;
 use basketry_domain::{
     split, Aggregate, BasketAggregate, DomainEvent, PartnerAggregate, SubscriptionAggregate,
     SubscriptionEvent, UserLinkAggregate,
@@ -47,7 +48,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Column, Connection, Row};
+use sqlx::{AnyConnection, AnyPool, Column, Row};
 
 /// Events read per page of the log.
 const PAGE: usize = 1_000;
@@ -249,6 +250,15 @@ pub struct Sums {
     pub platform_share: i64,
 }
 
+impl std::ops::AddAssign for Sums {
+    fn add_assign(&mut self, other: Sums) {
+        self.lines += other.lines;
+        self.gross += other.gross;
+        self.partner_share += other.partner_share;
+        self.platform_share += other.platform_share;
+    }
+}
+
 /// `(partner or "", month, currency)`.
 type GroupKey = (String, String, String);
 
@@ -264,7 +274,7 @@ pub async fn verify(
     let projectors = basketry_projections::projectors::all();
 
     // The live side first, in one snapshot: checkpoints and every table.
-    let snapshot = LiveSnapshot::read(live, &projectors).await?;
+    let mut snapshot = LiveSnapshot::read(live, &projectors).await?;
     let ledger_position = snapshot.checkpoint("ledger");
 
     // One pass over the log: chains, decoding, ledger sums.
@@ -302,11 +312,7 @@ pub async fn verify(
             if ledger_position.is_some_and(|at| event.position <= at) {
                 if let Some((key, sums, error)) = charge(event) {
                     charges += 1;
-                    let group = from_events.entry(key).or_default();
-                    group.lines += sums.lines;
-                    group.gross += sums.gross;
-                    group.partner_share += sums.partner_share;
-                    group.platform_share += sums.platform_share;
+                    *from_events.entry(key).or_default() += sums;
                     split_errors.extend(error);
                 }
             }
@@ -325,7 +331,7 @@ pub async fn verify(
                 .await?;
         }
         for table in projector.tables() {
-            let live_rows = snapshot.table(table);
+            let live_rows = snapshot.take_table(table);
             let rebuilt = dump_table(&scratch, table).await?;
             tables.push(
                 compare(
@@ -334,7 +340,7 @@ pub async fn verify(
                     projector.as_ref(),
                     table,
                     position,
-                    live_rows,
+                    &live_rows,
                     &rebuilt,
                 )
                 .await?,
@@ -378,17 +384,12 @@ pub async fn verify(
         ok: hash_chains.ok && decoding.ok && read_models.ok && ledger.ok,
         events: chains.events(),
         streams: chains.streams(),
-        head: last.map(position_text),
+        head: last.map(consistency_token),
         hash_chains,
         decoding,
         read_models,
         ledger_totals: ledger,
     })
-}
-
-/// `commit.prepare`.
-fn position_text(p: Position) -> String {
-    format!("{}.{}", p.commit, p.prepare)
 }
 
 /// A database URL without its password.
@@ -533,7 +534,7 @@ fn compare_ledger(
         .collect();
     LedgerCheck {
         ok: mismatches.is_empty() && split_errors.is_empty(),
-        position: position.map(position_text),
+        position: position.map(consistency_token),
         charges,
         groups: keys.len(),
         mismatches,
@@ -558,14 +559,7 @@ struct LiveSnapshot {
 
 impl LiveSnapshot {
     async fn read(live: &AnyPool, projectors: &[Arc<dyn Projector>]) -> Result<Self, AuditError> {
-        let mut conn = live.acquire().await?;
-        let postgres = Backend::of(&conn) == Backend::Postgres;
-        let mut tx = conn.begin().await?;
-        if postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = basketry_query_api::rows::snapshot(live).await?;
         let mut checkpoints = HashMap::new();
         let mut tables = HashMap::new();
         for projector in projectors {
@@ -587,11 +581,9 @@ impl LiveSnapshot {
         self.checkpoints.get(name).copied()
     }
 
-    fn table(&self, table: &str) -> &TableRows {
-        static EMPTY: std::sync::OnceLock<TableRows> = std::sync::OnceLock::new();
-        self.tables
-            .get(table)
-            .unwrap_or_else(|| EMPTY.get_or_init(TableRows::default))
+    /// The live rows of `table`, handed over once.
+    fn take_table(&mut self, table: &str) -> TableRows {
+        self.tables.remove(table).unwrap_or_default()
     }
 }
 
@@ -770,7 +762,7 @@ async fn compare(
     Ok(TableComparison {
         table: table.to_string(),
         projector: projector.name().to_string(),
-        position: position.map(position_text),
+        position: position.map(consistency_token),
         live_rows: live.rows.len() as u64,
         rebuilt_rows: rebuilt.rows.len() as u64,
         ok: count == 0 && live_digest == rebuilt_digest,
@@ -962,7 +954,7 @@ pub async fn as_of(
     out.close().await;
     Ok(AsOfReport {
         at: format_timestamp(&at),
-        position: cut.map(position_text),
+        position: cut.map(consistency_token),
         events,
         database: redact(out_url),
         templates,

@@ -5,11 +5,10 @@
 
 use basketry::{config, startup};
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use basketry_store::{chain, EventStore, Position, RecordedEvent};
+use basketry_store::{chain, EventStore, Position};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -340,11 +339,14 @@ async fn audit(settings: &config::Settings, command: AuditCommand) -> anyhow::Re
             let live = basketry_projections::db::open(&settings.read_db_url()?)
                 .await
                 .context("opening the read database")?;
-            let temp = scratch.is_none().then(TempDb::new);
-            let scratch_url = match (&scratch, &temp) {
-                (Some(url), _) => url.clone(),
-                (None, Some(temp)) => temp.url(),
-                (None, None) => unreachable!("a temporary database when no scratch is given"),
+            // Removed on drop, after the audit.
+            let temp;
+            let scratch_url = match scratch {
+                Some(url) => url,
+                None => {
+                    temp = TempDb::new();
+                    temp.url()
+                }
             };
             let progress = Progress::new("the log", "verifying");
             let report = basketry::audit::verify(store, &live, &scratch_url, |done, total| {
@@ -370,18 +372,21 @@ async fn audit(settings: &config::Settings, command: AuditCommand) -> anyhow::Re
             json,
         } => {
             let at = parse_instant(&timestamp)?;
-            let temp = out.is_none().then(TempDb::new);
-            let out_url = match (&out, &temp) {
-                (Some(target), _) if target.contains("://") => target.clone(),
-                (Some(path), _) => {
+            // Removed on drop, after the replay.
+            let temp;
+            let out_url = match &out {
+                Some(target) if target.contains("://") => target.clone(),
+                Some(path) => {
                     anyhow::ensure!(
                         !std::path::Path::new(path).exists(),
                         "{path} exists; give a new file"
                     );
                     format!("sqlite://{path}")
                 }
-                (None, Some(temp)) => temp.url(),
-                (None, None) => unreachable!("a temporary database when no --out is given"),
+                None => {
+                    temp = TempDb::new();
+                    temp.url()
+                }
             };
             let progress = Progress::new("the log", "replaying");
             let report = basketry::audit::as_of(store, at, &out_url, |done, total| {
@@ -764,35 +769,27 @@ impl Progress {
     }
 }
 
-/// Reads the log page by page, groups events by stream and checks each
-/// stream's chain from revision 0.
+/// Reads the log page by page and checks every stream's chain from
+/// revision 0 as it goes ([`chain::ChainVerifier`]: one link per stream in
+/// memory, not the events).
 async fn verify(store: &dyn EventStore) -> anyhow::Result<ExitCode> {
-    let mut streams: BTreeMap<String, Vec<RecordedEvent>> = BTreeMap::new();
+    let mut chains = chain::ChainVerifier::new();
     let mut after: Option<Position> = None;
-    let mut total = 0usize;
     loop {
         let page = store.read_all(after, 1_000).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.position);
-        total += page.len();
-        for event in page {
-            streams
-                .entry(event.stream_id.to_string())
-                .or_default()
-                .push(event);
+        for event in &page {
+            if let Some(brk) = chains.push(event) {
+                println!("BROKEN {brk}");
+            }
         }
     }
-    let mut broken = 0usize;
-    for events in streams.values_mut() {
-        events.sort_by_key(|e| e.revision);
-        if let Err(brk) = chain::verify_stream(events) {
-            broken += 1;
-            println!("BROKEN {brk}");
-        }
-    }
+    let broken = chains.breaks().len();
     println!(
-        "{total} events in {} streams; {broken} broken chains",
-        streams.len()
+        "{} events in {} streams; {broken} broken chains",
+        chains.events(),
+        chains.streams()
     );
     Ok(if broken == 0 {
         ExitCode::SUCCESS

@@ -21,11 +21,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
+use basketry_command_api::command::consistency_token;
 use basketry_command_api::error::ApiError;
 use basketry_command_api::openapi::schemas;
 use basketry_store::{chain, Position, RecordedEvent, Revision, StreamId};
 use serde_json::{json, Value};
 
+use crate::consistency::Token;
 use crate::error::QueryError;
 use crate::openapi;
 use crate::paging::limit;
@@ -46,7 +48,7 @@ pub fn event_view(event: &RecordedEvent) -> Value {
         "event_id": event.event_id.hyphenated().to_string(),
         "stream_id": event.stream_id.as_str(),
         "revision": event.revision.0,
-        "position": position_text(event.position),
+        "position": consistency_token(event.position),
         "commit_position": event.position.commit,
         "prepare_position": event.position.prepare,
         "event_type": event.event_type,
@@ -64,25 +66,22 @@ pub fn event_view(event: &RecordedEvent) -> Value {
     })
 }
 
-/// `"<commit>.<prepare>"`.
-pub fn position_text(position: Position) -> String {
-    format!("{}.{}", position.commit, position.prepare)
-}
-
-/// Reads `commit.prepare` or a bare `n` (meaning `n.n`).
+/// Reads `commit.prepare` (the consistency token's spelling) or a bare
+/// `n` (meaning `n.n`); no whitespace.
 pub fn parse_position(raw: &str) -> Option<Position> {
-    let number = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    match raw.split_once('.') {
-        Some((commit, prepare)) => Some(Position {
-            commit: number(commit)?,
-            prepare: number(prepare)?,
-        }),
-        None => number(raw).map(Position::sequence),
+    if raw.trim() != raw {
+        return None;
     }
+    if raw.contains('.') {
+        let token = Token::parse(raw)?;
+        return Some(Position {
+            commit: u64::try_from(token.commit).ok()?,
+            prepare: u64::try_from(token.prepare).ok()?,
+        });
+    }
+    (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| raw.parse().ok().map(Position::sequence))
+        .flatten()
 }
 
 /// A stream's events
@@ -216,7 +215,7 @@ async fn log_query(
     let more = events.len() > limit;
     events.truncate(limit);
     let next_cursor = match (more, events.last()) {
-        (true, Some(last)) => Value::String(position_text(last.position)),
+        (true, Some(last)) => Value::String(consistency_token(last.position)),
         _ => Value::Null,
     };
     Ok(Reply::Json(json!({
@@ -242,12 +241,5 @@ mod tests {
         for bad in ["", ".", "1.", ".1", "-1", "1.2.3", "a", "1e3", " 1"] {
             assert_eq!(parse_position(bad), None, "{bad:?}");
         }
-        assert_eq!(
-            position_text(Position {
-                commit: 3,
-                prepare: 2
-            }),
-            "3.2"
-        );
     }
 }

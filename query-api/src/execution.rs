@@ -74,7 +74,7 @@
 //! makes the JSON form invalid and leaves the ndjson form without its `end`
 //! line.
 
-use actix_web::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use basketry_command_api::auth::Principal;
@@ -93,7 +93,8 @@ use crate::consistency::{wait_for, Token};
 use crate::error::QueryError;
 use crate::openapi;
 use crate::params::Params;
-use crate::rows::{int, is_postgres, opt_text, text};
+use crate::request::accepts;
+use crate::rows::{int, opt_text, snapshot, text};
 use crate::QueryState;
 
 /// The query parameters of `GET /execution/plan`.
@@ -722,12 +723,7 @@ impl Writer {
 async fn write_plan(db: &AnyPool, plan: &PlanMinute, writer: &mut Writer) -> Result<(), Stop> {
     writer.begin(plan);
     if let Some(weekday) = plan.weekday {
-        let mut tx = db.begin().await?;
-        if is_postgres(&tx) {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = snapshot(db).await?;
         let mut legs = LegCache::default();
         for pass in [Pass::Orders, Pass::Skipped] {
             if pass == Pass::Skipped {
@@ -768,23 +764,6 @@ async fn produce(
             let _ = tx.send(Err(e)).await;
         }
     }
-}
-
-/// Whether the client asked for ndjson (acceptable with q > 0).
-fn wants_ndjson(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all(ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|range| {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "q=0" || p.starts_with("q=0.") && p[4..].bytes().all(|b| b == b'0')
-            });
-            media.eq_ignore_ascii_case(NDJSON) && !refused
-        })
 }
 
 /// Who may ask, which minute, and the `X-Consistency-Token` wait.
@@ -843,7 +822,7 @@ pub async fn plan(
         Ok(plan) => plan,
         Err(e) => return e.error_response(),
     };
-    let format = if wants_ndjson(&req) {
+    let format = if accepts(&req, NDJSON) {
         Format::Ndjson
     } else {
         Format::Json

@@ -75,7 +75,6 @@
 //! timestamps, ISO codes), so the form needs no escaping. A future change
 //! of the form gets a new `canonical_form_version`.
 
-use actix_web::http::header::ACCEPT;
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
@@ -84,14 +83,14 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::AnyPool;
 
 use crate::error::QueryError;
 use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{DateRange, Params};
-use crate::request::{run, Reply};
-use crate::rows::{int, is_postgres, opt_text, text, Sql};
+use crate::request::{accepts, run, Reply};
+use crate::rows::{int, opt_text, snapshot, text, Sql};
 use crate::QueryState;
 
 /// The version of the canonical form [`LedgerLine::canonical_line`] writes.
@@ -376,20 +375,6 @@ impl Filter {
     }
 }
 
-/// Begins a read that sees one snapshot across statements: SQLite's read
-/// transactions do; PostgreSQL's default READ COMMITTED does not, so it is
-/// raised to REPEATABLE READ (the first statement of the transaction).
-async fn snapshot(state: &QueryState) -> Result<sqlx::Transaction<'_, sqlx::Any>, QueryError> {
-    let mut tx = state.db.begin().await?;
-    let conn: &mut AnyConnection = &mut tx;
-    if is_postgres(conn) {
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(tx)
-}
-
 /// Every line of `filter`, in log order.
 async fn all_lines(db: &AnyPool, filter: &Filter) -> Result<Vec<LedgerLine>, QueryError> {
     let mut sql = filter.lines_sql();
@@ -400,19 +385,7 @@ async fn all_lines(db: &AnyPool, filter: &Filter) -> Result<Vec<LedgerLine>, Que
 
 /// Whether the client asked for CSV (`text/csv` acceptable with q > 0).
 fn wants_csv(req: &HttpRequest) -> bool {
-    req.headers()
-        .get_all(ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|range| {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "q=0" || p.starts_with("q=0.") && p[4..].bytes().all(|b| b == b'0')
-            });
-            media.eq_ignore_ascii_case("text/csv") && !refused
-        })
+    accepts(req, "text/csv")
 }
 
 /// The ledger reply for `filter`: CSV when asked, else one JSON page with
@@ -436,7 +409,7 @@ async fn ledger(
         return Ok(Reply::Csv { body, filename });
     }
 
-    let mut tx = snapshot(state).await?;
+    let mut tx = snapshot(&state.db).await?;
     let mut sql = filter.lines_sql();
     page.push_tail(&mut sql);
     let rows = sql.query().fetch_all(&mut *tx).await?;
@@ -833,6 +806,7 @@ mod tests {
 
     #[test]
     fn csv_is_chosen_only_when_acceptable() {
+        use actix_web::http::header::ACCEPT;
         use actix_web::test::TestRequest;
         let req = |accept: &str| {
             TestRequest::default()

@@ -113,6 +113,24 @@ fn with_headers(mut response: HttpResponse, headers: &[(HeaderName, HeaderValue)
     response
 }
 
+/// Whether `req`'s `Accept` headers list `media` as acceptable (any `q`
+/// but 0), matched without regard to case.
+pub fn accepts(req: &HttpRequest, media: &str) -> bool {
+    req.headers()
+        .get_all(actix_web::http::header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';');
+            let listed = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "q=0" || p.starts_with("q=0.") && p[4..].bytes().all(|b| b == b'0')
+            });
+            listed.eq_ignore_ascii_case(media) && !refused
+        })
+}
+
 /// Who is reading, as the read rules need it.
 #[derive(Debug, Clone)]
 pub struct Viewer {

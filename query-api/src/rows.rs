@@ -155,6 +155,20 @@ pub fn is_postgres(conn: &sqlx::AnyConnection) -> bool {
     conn.backend_name().eq_ignore_ascii_case("postgresql")
 }
 
+/// Begins a read-only transaction that sees one snapshot across
+/// statements: SQLite's read transactions do; PostgreSQL's default READ
+/// COMMITTED does not, so it is raised to REPEATABLE READ (the first
+/// statement of the transaction).
+pub async fn snapshot(db: &sqlx::AnyPool) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    if is_postgres(&tx) {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

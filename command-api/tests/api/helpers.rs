@@ -122,72 +122,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app on `backend`; `None` when that backend is not configured.
 pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (store, idempotency, rate_limiter, pg): Stores = match backend {
-        Backend::Sqlite => (
-            Arc::new(
-                basketry_store::sqlite::SqliteStore::open(dir.path().join("events.db"))
-                    .await
-                    .expect("open event store"),
-            ),
-            Arc::new(
-                SqliteIdempotencyStore::open(dir.path().join("command.db"))
-                    .await
-                    .expect("open idempotency store"),
-            ),
-            Arc::new(InMemoryRateLimiter::new()),
-            None,
-        ),
-        Backend::Postgres => {
-            let db = pg_database(&postgres_url()?).await;
-            (
-                Arc::new(
-                    basketry_store::postgres::PostgresStore::connect(&db.url)
-                        .await
-                        .expect("open event store"),
-                ),
-                Arc::new(
-                    PostgresIdempotencyStore::connect(&db.url)
-                        .await
-                        .expect("open idempotency store"),
-                ),
-                Arc::new(
-                    PostgresRateLimiter::connect(&db.url)
-                        .await
-                        .expect("open rate limiter"),
-                ),
-                Some(db),
-            )
-        }
-    };
-    let clock = Clock::system();
-    let auth = AuthState {
-        jwt: JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
-        partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),
-    };
-    let state = AppState {
-        store: Arc::clone(&store),
-        rate_limiter,
-        idempotency,
-        clock: clock.clone(),
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    let app = Application::build(listener, state, auth).expect("build app");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("client");
-    Some(TestApp {
-        admin: token("admin@basketry.dev", &["Admins"]),
-        base,
-        client,
-        store,
-        clock,
-        _dir: dir,
-        _pg: pg,
-    })
+    spawn_app_observed(backend).await.map(|(app, _)| app)
 }
 
 /// A JWT for `email` with `groups`, valid for a year (tests move the clock).
