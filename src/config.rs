@@ -3,8 +3,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
+use basketry_command_api::auth::{JwksSource, JwtConfig};
 
 /// The configuration file read from the working directory (or from
 /// `BASKETRY_CONFIG`).
@@ -12,7 +14,7 @@ pub const CONFIG_FILE: &str = "basketry.toml";
 
 /// Keys a configuration file may set, each the lower-case name of a
 /// `BASKETRY_*` variable.
-const FILE_KEYS: [&str; 9] = [
+const FILE_KEYS: [&str; 13] = [
     "bind",
     "data_dir",
     "event_store",
@@ -20,6 +22,10 @@ const FILE_KEYS: [&str; 9] = [
     "rate_limits",
     "jwt_secret",
     "jwks_url",
+    "jwks_refresh",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_hs256",
     "log_format",
     "rust_log",
 ];
@@ -72,6 +78,38 @@ pub fn apply_config_file() -> anyhow::Result<Option<PathBuf>> {
 /// Name of the generated HS256 secret file in the data directory.
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 
+/// On or off (`BASKETRY_JWT_HS256`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Toggle {
+    /// On.
+    Enabled,
+    /// Off.
+    Disabled,
+}
+
+/// A duration written `500ms`, `30s`, `10m` or `1h`; more than zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 10m or 1h"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => return Err(format!("{text:?} is not a duration like 30s, 10m or 1h")),
+    };
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(duration)
+}
+
 /// Where the program keeps its state and how it verifies people.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -116,16 +154,127 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub jwt_secret: Option<String>,
-    /// JWKS document for RS256/ES256 tokens: an `https://` URL or a file path.
+    /// JWKS document for RS256/ES256 tokens: an `https://` URL or a file
+    /// path. Requires `BASKETRY_JWT_ISSUER` and `BASKETRY_JWT_AUDIENCE`,
+    /// and turns HS256 off unless `BASKETRY_JWT_HS256=enabled`.
     #[arg(long, env = "BASKETRY_JWKS_URL", global = true)]
     pub jwks_url: Option<String>,
+    /// How often the JWKS is read again, so a key withdrawn by the identity
+    /// provider stops verifying (`30s`, `10m`, `1h`).
+    #[arg(
+        long,
+        env = "BASKETRY_JWKS_REFRESH",
+        default_value = "10m",
+        value_parser = parse_duration,
+        global = true
+    )]
+    pub jwks_refresh: Duration,
+    /// The issuer every token's `iss` must equal (required with a JWKS).
+    #[arg(long, env = "BASKETRY_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Accepted audiences, comma-separated: every token's `aud` (a string or
+    /// an array) must name one (required with a JWKS).
+    #[arg(long, env = "BASKETRY_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// HS256 tokens (`basketry token`): `enabled` or `disabled`. Default:
+    /// enabled without a JWKS, disabled with one.
+    #[arg(
+        long = "jwt-hs256",
+        env = "BASKETRY_JWT_HS256",
+        value_enum,
+        global = true
+    )]
+    pub jwt_hs256: Option<Toggle>,
 }
 
 impl Settings {
     fn data_dir(&self) -> anyhow::Result<&Path> {
-        std::fs::create_dir_all(&self.data_dir)
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        // Only its owner needs the data directory (SQLite files, secret).
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.data_dir)
             .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
         Ok(&self.data_dir)
+    }
+
+    /// Whether HS256 tokens are accepted: as configured, else only when no
+    /// JWKS is (an identity provider then issues every token).
+    pub fn hs256_enabled(&self) -> bool {
+        match self.jwt_hs256 {
+            Some(Toggle::Enabled) => true,
+            Some(Toggle::Disabled) => false,
+            None => self.jwks_url.is_none(),
+        }
+    }
+
+    /// The configured issuer, if any.
+    pub fn issuer(&self) -> Option<&str> {
+        self.jwt_issuer
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The accepted audiences (`BASKETRY_JWT_AUDIENCE`, comma-separated).
+    pub fn audiences(&self) -> Vec<String> {
+        self.jwt_audience
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// How tokens are verified. With a JWKS, the issuer and at least one
+    /// audience are required (else any token of the identity provider,
+    /// for any of its applications, would be accepted), and HS256 is off
+    /// unless explicitly enabled. The HS256 secret is read (or generated)
+    /// only when HS256 is on.
+    pub fn jwt_config(&self) -> anyhow::Result<JwtConfig> {
+        let jwks = self.jwks_url.as_ref().map(|u| {
+            if u.starts_with("http://") || u.starts_with("https://") {
+                JwksSource::Url(u.clone())
+            } else {
+                JwksSource::File(u.into())
+            }
+        });
+        let issuer = self.issuer().map(str::to_string);
+        let audiences = self.audiences();
+        if jwks.is_some() {
+            anyhow::ensure!(
+                issuer.is_some(),
+                "BASKETRY_JWKS_URL is set but BASKETRY_JWT_ISSUER is not: set it to the \
+                 identity provider's issuer (the `iss` of its tokens)"
+            );
+            anyhow::ensure!(
+                !audiences.is_empty(),
+                "BASKETRY_JWKS_URL is set but BASKETRY_JWT_AUDIENCE is not: set it to the \
+                 audience (client id) of Basketry at the identity provider, or several, \
+                 comma-separated"
+            );
+        }
+        let hs256 = self.hs256_enabled();
+        anyhow::ensure!(
+            hs256 || jwks.is_some(),
+            "BASKETRY_JWT_HS256=disabled without BASKETRY_JWKS_URL: no token could verify"
+        );
+        Ok(JwtConfig {
+            hs256_secret: if hs256 {
+                Some(self.jwt_secret()?)
+            } else {
+                None
+            },
+            jwks,
+            issuer,
+            audiences,
+            jwks_refresh_interval: Some(self.jwks_refresh),
+            ..JwtConfig::default()
+        })
     }
 
     /// The event store URL, defaulting to the embedded SQLite file.
@@ -152,7 +301,10 @@ impl Settings {
         }
         let path = self.data_dir()?.join(JWT_SECRET_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
+            Ok(text) => {
+                refuse_shared_secret_file(&path)?;
+                return Ok(text.trim().as_bytes().to_vec());
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -172,6 +324,7 @@ impl Settings {
             }
             // Another process created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                refuse_shared_secret_file(&path)?;
                 Ok(std::fs::read_to_string(&path)
                     .with_context(|| format!("reading {}", path.display()))?
                     .trim()
@@ -181,4 +334,27 @@ impl Settings {
             Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
         }
     }
+}
+
+/// Refuses a secret file that its group or others may read or write: the
+/// secret signs admin tokens, so anyone else on the machine who can read it
+/// can become an admin.
+fn refuse_shared_secret_file(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading the mode of {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        anyhow::ensure!(
+            mode & 0o077 == 0,
+            "{} is open to its group or to others (mode {mode:o}); the secret signs admin \
+             tokens: run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
 }

@@ -40,7 +40,8 @@ enum Command {
         roles: Vec<Role>,
     },
     /// Print a JWT signed with the configured (or generated) HS256 secret,
-    /// and nothing else.
+    /// and nothing else (with the configured issuer and first audience).
+    /// Refused where HS256 is off (a JWKS deployment, by default).
     Token {
         /// The person's e-mail: their identity.
         #[arg(long)]
@@ -247,12 +248,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             groups,
             ttl_hours,
         } => {
-            let token = basketry_command_api::auth::mint_hs256(
+            // With a JWKS the server refuses HS256 unless it is enabled: a
+            // token minted here would not verify, so none is printed.
+            anyhow::ensure!(
+                settings.hs256_enabled(),
+                "BASKETRY_JWKS_URL is set and BASKETRY_JWT_HS256 is not `enabled`: the server \
+                 accepts only the identity provider's tokens, so a token minted here would not \
+                 verify; get one from the identity provider (or set BASKETRY_JWT_HS256=enabled)"
+            );
+            let audiences = settings.audiences();
+            let token = basketry_command_api::auth::mint_hs256_scoped(
                 &settings.jwt_secret()?,
                 &email,
                 &groups,
                 std::time::Duration::from_secs(ttl_hours.saturating_mul(3600)),
                 chrono::Utc::now(),
+                settings.issuer(),
+                audiences.first().map(String::as_str),
             )
             .map_err(|e| anyhow::anyhow!("minting a token: {e}"))?;
             println!("{token}");

@@ -10,9 +10,7 @@ use actix_web::web::{self, Data};
 use actix_web::{App, HttpResponse, HttpServer};
 use anyhow::Context;
 use basketry_command_api::auth::usage::UsageLog;
-use basketry_command_api::auth::{
-    AuthState, JwksSource, JwtConfig, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator,
-};
+use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator};
 use basketry_command_api::command::{AppState, Clock};
 use basketry_command_api::limits::{
     IdempotencyStore, InMemoryRateLimiter, PostgresIdempotencyStore, PostgresRateLimiter,
@@ -93,6 +91,8 @@ impl Application {
         listener: TcpListener,
         roles: Roles,
     ) -> anyhow::Result<Self> {
+        // A deployment that would verify tokens loosely does not start.
+        let jwt_config = settings.jwt_config()?;
         let store = basketry_store::connect(&settings.event_store_url()?)
             .await
             .context("opening the event store")?;
@@ -110,20 +110,9 @@ impl Application {
         } else {
             Arc::new(PostgresRateLimiter::connect(&settings.rate_limits).await?)
         };
-        let jwks = settings.jwks_url.as_ref().map(|u| {
-            if u.starts_with("http://") || u.starts_with("https://") {
-                JwksSource::Url(u.clone())
-            } else {
-                JwksSource::File(u.into())
-            }
-        });
-        let jwt = JwtVerifier::new(JwtConfig {
-            hs256_secret: Some(settings.jwt_secret()?),
-            jwks,
-            ..JwtConfig::default()
-        })
-        .await
-        .context("setting up JWT verification")?;
+        let jwt = JwtVerifier::new(jwt_config)
+            .await
+            .context("setting up JWT verification")?;
         let auth = Data::new(AuthState {
             jwt,
             partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),

@@ -34,6 +34,10 @@ pub fn settings(dir: &Path) -> Settings {
         rate_limits: "memory".into(),
         jwt_secret: Some(JWT_SECRET.into()),
         jwks_url: None,
+        jwks_refresh: std::time::Duration::from_secs(600),
+        jwt_issuer: None,
+        jwt_audience: None,
+        jwt_hs256: None,
     }
 }
 

@@ -113,6 +113,10 @@ pub async fn open(url: &str) -> Result<AnyPool, ProjectionError> {
     sqlx::any::install_default_drivers();
     let target = parse(url)?;
     if target.backend == Backend::Sqlite && !target.in_memory {
+        // Owner-only file (and so WAL files) before SQLite creates it.
+        let options =
+            <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&target.url)?;
+        basketry_store::sqlite::create_private_file(&options).map_err(sqlx::Error::Io)?;
         // WAL is a property of the file, set once; switching needs an
         // exclusive lock that busy_timeout cannot wait for, so it is done
         // here on a lone connection rather than by every pooled one.

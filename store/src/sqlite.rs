@@ -39,6 +39,28 @@ const ROWS_PER_INSERT: usize = 1_000;
 const SELECT_EVENTS: &str = "SELECT position, stream_id, revision, event_id, event_type, \
      schema_version, data, metadata, prev_hash, hash FROM events";
 
+/// Creates the database file of `options`, when it does not exist yet, with
+/// mode 0600 (owner only) before SQLite opens it: SQLite creates its `-wal`
+/// and `-shm` files with the database file's mode, so the whole database
+/// stays private to the account running Basketry. In-memory databases and
+/// existing files are left alone.
+pub fn create_private_file(options: &SqliteConnectOptions) -> std::io::Result<()> {
+    let path = options.get_filename();
+    let name = path.to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The SQLite event store. Cheap to clone; clones share the writer.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -66,6 +88,8 @@ impl SqliteStore {
     }
 
     async fn with_options(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        create_private_file(&options)
+            .map_err(|e| StoreError::Unavailable(format!("creating the SQLite file: {e}")))?;
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

@@ -162,6 +162,10 @@ impl Stores {
             .env_remove("BASKETRY_BIND")
             .env_remove("BASKETRY_RATE_LIMITS")
             .env_remove("BASKETRY_JWKS_URL")
+            .env_remove("BASKETRY_JWKS_REFRESH")
+            .env_remove("BASKETRY_JWT_ISSUER")
+            .env_remove("BASKETRY_JWT_AUDIENCE")
+            .env_remove("BASKETRY_JWT_HS256")
             .env("BASKETRY_DATA_DIR", self.dir.path())
             .env("BASKETRY_JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn");
@@ -204,6 +208,10 @@ impl Stores {
             rate_limits: "memory".into(),
             jwt_secret: Some(SECRET.into()),
             jwks_url: None,
+            jwks_refresh: std::time::Duration::from_secs(600),
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_hs256: None,
         }
     }
 }

@@ -7,7 +7,13 @@
 //! PS256 … are refused, and an RS256 token is never checked against the
 //! HS256 secret (no key confusion). A token names its JWKS key by `kid`; an
 //! unknown `kid` makes the verifier read the JWKS again, at most once per
-//! [`JwtConfig::jwks_min_refresh_interval`].
+//! [`JwtConfig::jwks_min_refresh_interval`]. The JWKS is also read again
+//! every [`JwtConfig::jwks_refresh_interval`], so a key the identity
+//! provider withdraws stops verifying without a restart. A JWKS download is
+//! cut off as soon as it passes [`MAX_JWKS_BYTES`].
+//!
+//! Issuer and audiences, when configured, are checked on every token; a
+//! token whose `email_verified` claim is present and false is refused.
 //!
 //! The person is the `email` claim, lower-cased; their groups come from
 //! `groups` and `cognito:groups`. Expiry is checked against the `now` the
@@ -39,8 +45,8 @@ pub const EXECUTORS: &str = "Executors";
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
 /// Longest token looked at; anything longer is malformed.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
-/// Largest JWKS document read.
-const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// Largest JWKS document read; a download stops as soon as it passes this.
+pub const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 /// An authenticated person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,9 +106,10 @@ pub struct JwtConfig {
     pub jwks: Option<JwksSource>,
     /// When set, the `iss` claim must be present and equal to it.
     pub issuer: Option<String>,
-    /// When set, the `aud` claim must be present and contain it; when not,
-    /// `aud` is not checked.
-    pub audience: Option<String>,
+    /// The accepted audiences: when not empty, the `aud` claim (a string
+    /// or an array) must be present and name one of them; when empty, `aud`
+    /// is not checked.
+    pub audiences: Vec<String>,
     /// Clock skew tolerated on `exp` and `nbf` (default 30 s).
     pub leeway: Duration,
     /// At most one JWKS read per this interval (default 60 s; the read at
@@ -111,6 +118,10 @@ pub struct JwtConfig {
     pub jwks_min_refresh_interval: Duration,
     /// Time limit of one JWKS fetch over HTTP (default 5 s).
     pub jwks_fetch_timeout: Duration,
+    /// How often a JWKS file or URL is read again in the background
+    /// (default 10 minutes; `None`: only for unknown `kid`s). A key
+    /// withdrawn from the document stops verifying after the next read.
+    pub jwks_refresh_interval: Option<Duration>,
 }
 
 impl Default for JwtConfig {
@@ -119,10 +130,11 @@ impl Default for JwtConfig {
             hs256_secret: None,
             jwks: None,
             issuer: None,
-            audience: None,
+            audiences: Vec::new(),
             leeway: Duration::from_secs(30),
             jwks_min_refresh_interval: Duration::from_secs(60),
             jwks_fetch_timeout: Duration::from_secs(5),
+            jwks_refresh_interval: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -136,10 +148,11 @@ impl fmt::Debug for JwtConfig {
             )
             .field("jwks", &self.jwks)
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .field("leeway", &self.leeway)
             .field("jwks_min_refresh_interval", &self.jwks_min_refresh_interval)
             .field("jwks_fetch_timeout", &self.jwks_fetch_timeout)
+            .field("jwks_refresh_interval", &self.jwks_refresh_interval)
             .finish()
     }
 }
@@ -157,6 +170,10 @@ pub enum JwtSetupError {
     /// The JWKS could not be read (file or HTTP).
     #[error("jwks could not be read: {0}")]
     Read(String),
+    /// The JWKS document is larger than [`MAX_JWKS_BYTES`] (its download
+    /// was stopped there).
+    #[error("jwks document is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
     /// The JWKS is not a JSON `{"keys": [...]}` document.
     #[error("jwks is not valid: {0}")]
     Invalid(String),
@@ -288,34 +305,90 @@ impl Jwks {
             JwksSource::Json(json) => json.clone(),
             JwksSource::File(path) => {
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
-                    .await
-                    .map_err(|e| JwtSetupError::Read(e.to_string()))?
-                    .map_err(|e| JwtSetupError::Read(e.to_string()))?
+                let body = tokio::task::spawn_blocking(move || {
+                    use std::io::Read;
+                    let mut body = Vec::new();
+                    std::fs::File::open(path)?
+                        .take(MAX_JWKS_BYTES as u64 + 1)
+                        .read_to_end(&mut body)?;
+                    Ok::<_, std::io::Error>(body)
+                })
+                .await
+                .map_err(|e| JwtSetupError::Read(e.to_string()))?
+                .map_err(|e| JwtSetupError::Read(e.to_string()))?;
+                if body.len() > MAX_JWKS_BYTES {
+                    return Err(JwtSetupError::TooLarge);
+                }
+                String::from_utf8(body).map_err(|_| JwtSetupError::Invalid("not utf-8".into()))?
             }
             JwksSource::Url(url) => {
                 let client = client.ok_or_else(|| JwtSetupError::Read("no http client".into()))?;
-                let response = client
+                let mut response = client
                     .get(url)
                     .send()
                     .await
                     .and_then(reqwest::Response::error_for_status)
                     .map_err(|e| JwtSetupError::Read(e.without_url().to_string()))?;
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| JwtSetupError::Read(e.without_url().to_string()))?;
-                if body.len() > MAX_JWKS_BYTES {
-                    return Err(JwtSetupError::Read("document too large".into()));
+                if response
+                    .content_length()
+                    .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+                {
+                    return Err(JwtSetupError::TooLarge);
                 }
-                String::from_utf8(body.to_vec())
-                    .map_err(|_| JwtSetupError::Invalid("not utf-8".into()))?
+                // Read chunk by chunk and stop past the cap, so a huge or
+                // endless body costs at most MAX_JWKS_BYTES of memory.
+                let mut body = Vec::new();
+                while let Some(chunk) = response
+                    .chunk()
+                    .await
+                    .map_err(|e| JwtSetupError::Read(e.without_url().to_string()))?
+                {
+                    if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                        return Err(JwtSetupError::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                String::from_utf8(body).map_err(|_| JwtSetupError::Invalid("not utf-8".into()))?
             }
         };
         if text.len() > MAX_JWKS_BYTES {
-            return Err(JwtSetupError::Read("document too large".into()));
+            return Err(JwtSetupError::TooLarge);
         }
         parse_jwks(&text)
+    }
+
+    /// Reads the document again and replaces the keys with what it holds
+    /// now (keys withdrawn from it are gone). A failed read keeps the keys
+    /// known so far. The caller holds `last_refresh`.
+    async fn reload(&self, why: &'static str) -> Result<(), JwtSetupError> {
+        match Self::read(&self.source, self.client.as_ref()).await {
+            Ok(fresh) => {
+                if fresh.is_empty() {
+                    tracing::warn!(
+                        why,
+                        "jwks read again has no usable key: every key is withdrawn"
+                    );
+                } else {
+                    tracing::info!(why, "jwks read again");
+                }
+                match self.keys.write() {
+                    Ok(mut keys) => *keys = fresh,
+                    Err(poisoned) => *poisoned.into_inner() = fresh,
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(why, error = %e, "reading the jwks again failed; keeping the keys known so far");
+                Err(e)
+            }
+        }
+    }
+
+    /// The periodic read.
+    async fn refresh(&self) {
+        let mut last = self.last_refresh.lock().await;
+        *last = Some(Instant::now());
+        let _ = self.reload("the periodic refresh").await;
     }
 
     fn find(&self, algorithm: Algorithm, kid: Option<&str>) -> Lookup {
@@ -351,21 +424,8 @@ impl Jwks {
             return Err(AuthError::UnknownKey);
         }
         *last = Some(Instant::now());
-        match Self::read(&self.source, self.client.as_ref()).await {
-            Ok(fresh) if !fresh.is_empty() => {
-                tracing::info!("jwks refreshed for an unknown key id");
-                match self.keys.write() {
-                    Ok(mut keys) => *keys = fresh,
-                    Err(poisoned) => *poisoned.into_inner() = fresh,
-                }
-            }
-            Ok(_) => {
-                tracing::warn!("refreshed jwks has no usable key; keeping the previous keys");
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "jwks refresh failed");
-                return Err(AuthError::Unavailable);
-            }
+        if self.reload("an unknown key id").await.is_err() {
+            return Err(AuthError::Unavailable);
         }
         match self.find(algorithm, kid) {
             Lookup::Found(key) => Ok(key),
@@ -379,7 +439,7 @@ struct Inner {
     hs256: Option<DecodingKey>,
     jwks: Option<Jwks>,
     issuer: Option<String>,
-    audience: Option<String>,
+    audiences: Vec<String>,
     leeway_secs: f64,
 }
 
@@ -396,7 +456,7 @@ impl fmt::Debug for JwtVerifier {
             .field("hs256", &self.inner.hs256.is_some())
             .field("jwks", &self.inner.jwks.as_ref().map(|j| &j.source))
             .field("issuer", &self.inner.issuer)
-            .field("audience", &self.inner.audience)
+            .field("audiences", &self.inner.audiences)
             .finish()
     }
 }
@@ -451,6 +511,26 @@ fn string_array(claims: &Map<String, Value>, name: &str) -> Result<Vec<String>, 
     }
 }
 
+/// Reads the JWKS again every `every` for as long as the verifier lives
+/// (the task holds it weakly and ends with it).
+fn spawn_refresh(inner: &Arc<Inner>, every: Duration) {
+    let every = every.max(Duration::from_millis(100));
+    let verifier = Arc::downgrade(inner);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(inner) = verifier.upgrade() else {
+                break;
+            };
+            if let Some(jwks) = &inner.jwks {
+                jwks.refresh().await;
+            }
+        }
+    });
+}
+
 impl JwtVerifier {
     /// Sets a verifier up, reading the JWKS (file or URL) once now.
     pub async fn new(config: JwtConfig) -> Result<Self, JwtSetupError> {
@@ -496,15 +576,21 @@ impl JwtVerifier {
                 })
             }
         };
-        Ok(Self {
-            inner: Arc::new(Inner {
-                hs256,
-                jwks,
-                issuer: config.issuer,
-                audience: config.audience,
-                leeway_secs: config.leeway.as_secs_f64(),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            hs256,
+            jwks,
+            issuer: config.issuer,
+            audiences: config.audiences,
+            leeway_secs: config.leeway.as_secs_f64(),
+        });
+        let rereadable = inner
+            .jwks
+            .as_ref()
+            .is_some_and(|j| !matches!(j.source, JwksSource::Json(_)));
+        if let (true, Some(every)) = (rereadable, config.jwks_refresh_interval) {
+            spawn_refresh(&inner, every);
+        }
+        Ok(Self { inner })
     }
 
     /// A verifier of HS256 tokens only, with the default leeway.
@@ -517,7 +603,7 @@ impl JwtVerifier {
                 hs256: Some(DecodingKey::from_secret(secret)),
                 jwks: None,
                 issuer: None,
-                audience: None,
+                audiences: Vec::new(),
                 leeway_secs: JwtConfig::default().leeway.as_secs_f64(),
             }),
         })
@@ -533,12 +619,11 @@ impl JwtVerifier {
             validation.set_issuer(&[issuer]);
             required.push("iss");
         }
-        match &self.inner.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.push("aud");
-            }
-            None => validation.validate_aud = false,
+        if self.inner.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&self.inner.audiences);
+            required.push("aud");
         }
         validation.set_required_spec_claims(&required);
         validation
@@ -628,17 +713,37 @@ pub fn mint_hs256(
     ttl: Duration,
     now: DateTime<Utc>,
 ) -> Result<String, AuthError> {
+    mint_hs256_scoped(secret, email, groups, ttl, now, None, None)
+}
+
+/// [`mint_hs256`] with the `iss` and `aud` claims a verifier configured
+/// with an issuer and audiences asks for.
+pub fn mint_hs256_scoped(
+    secret: &[u8],
+    email: &str,
+    groups: &[String],
+    ttl: Duration,
+    now: DateTime<Utc>,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Result<String, AuthError> {
     let email = Email::parse(email).map_err(|_| AuthError::InvalidToken)?;
     let ttl = i64::try_from(ttl.as_secs()).map_err(|_| AuthError::InvalidToken)?;
     let iat = now.timestamp();
     let exp = iat.checked_add(ttl).ok_or(AuthError::InvalidToken)?;
-    let claims = serde_json::json!({
+    let mut claims = serde_json::json!({
         "sub": email.as_str(),
         "email": email.as_str(),
         "groups": groups,
         "iat": iat,
         "exp": exp,
     });
+    if let Some(issuer) = issuer {
+        claims["iss"] = Value::from(issuer);
+    }
+    if let Some(audience) = audience {
+        claims["aud"] = Value::from(audience);
+    }
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -1019,7 +1124,7 @@ mod tests {
         let verifier = JwtVerifier::new(JwtConfig {
             hs256_secret: Some(SECRET.to_vec()),
             issuer: Some("https://idp.example.com".into()),
-            audience: Some("basketry".into()),
+            audiences: vec!["basketry".into(), "basketry-admin".into()],
             ..JwtConfig::default()
         })
         .await
@@ -1032,10 +1137,17 @@ mod tests {
             .verify(&sign(Algorithm::HS256, None, &good, &key), now())
             .await
             .is_ok());
+        let mut single = good.clone();
+        single["aud"] = json!("basketry-admin");
+        assert!(verifier
+            .verify(&sign(Algorithm::HS256, None, &single, &key), now())
+            .await
+            .is_ok());
         for (claim, value) in [
             ("iss", json!("https://evil.example.com")),
             ("iss", Value::Null),
             ("aud", json!("other")),
+            ("aud", json!(["other", "more"])),
             ("aud", Value::Null),
         ] {
             let mut body = good.clone();

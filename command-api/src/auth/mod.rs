@@ -36,7 +36,9 @@ pub use credentials::{
     verify_secret, PlainSecret,
 };
 pub use extract::{AuthState, Principal};
-pub use jwt::{mint_hs256, JwksSource, JwtConfig, JwtSetupError, JwtVerifier, Person};
+pub use jwt::{
+    mint_hs256, mint_hs256_scoped, JwksSource, JwtConfig, JwtSetupError, JwtVerifier, Person,
+};
 pub use partner::{PartnerAuthConfig, PartnerAuthenticator, PartnerPrincipal};
 
 /// Why a request is not authenticated or not allowed.

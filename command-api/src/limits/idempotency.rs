@@ -276,6 +276,8 @@ impl SqliteIdempotencyStore {
     }
 
     async fn with_options(options: SqliteConnectOptions) -> Result<Self, IdempotencyError> {
+        basketry_store::sqlite::create_private_file(&options)
+            .map_err(|e| IdempotencyError::Unavailable(format!("creating the SQLite file: {e}")))?;
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

@@ -1085,7 +1085,7 @@ async fn a_jwks_verifier_checks_issuer_and_audience_and_refuses_hs256_and_unknow
         hs256_secret: None,
         jwks: Some(JwksSource::Json(RSA_JWKS.into())),
         issuer: Some(ISSUER.into()),
-        audience: Some(AUDIENCE.into()),
+        audiences: vec![AUDIENCE.into()],
         jwks_min_refresh_interval: Duration::from_secs(3600),
         ..JwtConfig::default()
     })
