@@ -19,6 +19,7 @@ use basketry_command_api::limits::{
     RateLimiter, SqliteIdempotencyStore,
 };
 use basketry_projections::runtime::ProjectorRuntime;
+use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{QueryState, DEFAULT_CONSISTENCY_WAIT};
 use basketry_store::EventStore;
 use serde_json::json;
@@ -145,11 +146,15 @@ impl Application {
             store: Arc::clone(&store),
             rate_limiter,
             consistency_wait: DEFAULT_CONSISTENCY_WAIT,
-            projectors: runtime
-                .projectors()
-                .iter()
-                .map(|p| p.name().to_string())
-                .collect(),
+            checkpoints: CheckpointWatcher::new(
+                read_db.clone(),
+                runtime
+                    .projectors()
+                    .iter()
+                    .map(|p| p.name().to_string())
+                    .collect(),
+            ),
+            clock: clock.clone(),
         });
         let ops = Data::new(Ops {
             store: Arc::clone(&store),
@@ -206,6 +211,12 @@ impl Application {
             clock,
             store,
         })
+    }
+
+    /// The read-database pool that requests use (tests exhaust it to show
+    /// that projection and the lease do not depend on it).
+    pub fn request_pool(&self) -> sqlx::AnyPool {
+        self.read_db.clone()
     }
 
     /// The port the server listens on.

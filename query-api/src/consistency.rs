@@ -12,6 +12,8 @@
 //! A token that is not two non-negative integers joined by a dot is 400
 //! `invalid_consistency_token`; so are two such headers.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
@@ -113,24 +115,52 @@ pub async fn caught_up(
     Ok(true)
 }
 
-/// Waits until [`caught_up`] for `token`, at most `wait`; then
-/// [`QueryError::ConsistencyTimeout`].
-pub async fn wait_for(
-    db: &AnyPool,
-    token: Token,
-    wait: Duration,
-    expected: &[String],
-) -> Result<(), QueryError> {
-    let deadline = Instant::now() + wait;
-    loop {
-        if caught_up(db, token, expected).await? {
-            return Ok(());
+/// The process's view of the projectors' checkpoints, for requests that
+/// wait for a consistency token.
+#[derive(Clone)]
+pub struct CheckpointWatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: AnyPool,
+    expected: Vec<String>,
+    reads: AtomicU64,
+}
+
+impl CheckpointWatcher {
+    /// A watcher of the checkpoints in `db`; a token waits for every name in
+    /// `expected` (empty: whichever projectors have checkpointed).
+    pub fn new(db: AnyPool, expected: Vec<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                expected,
+                reads: AtomicU64::new(0),
+            }),
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(QueryError::ConsistencyTimeout);
+    }
+
+    /// How many times the checkpoints have been read from the database.
+    pub fn reads(&self) -> u64 {
+        self.inner.reads.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the checkpoints reach `token`, at most `wait`; then
+    /// [`QueryError::ConsistencyTimeout`].
+    pub async fn wait_for(&self, token: Token, wait: Duration) -> Result<(), QueryError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            self.inner.reads.fetch_add(1, Ordering::Relaxed);
+            if caught_up(&self.inner.db, token, &self.inner.expected).await? {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(QueryError::ConsistencyTimeout);
+            }
+            tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
         }
-        tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
     }
 }
 

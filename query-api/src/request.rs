@@ -20,7 +20,7 @@ use basketry_command_api::limits::RateLimitPolicy;
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::consistency::{wait_for, Token};
+use crate::consistency::Token;
 use crate::error::QueryError;
 use crate::QueryState;
 
@@ -70,7 +70,10 @@ where
     }
     let outcome = async {
         if let Some(token) = Token::from_headers(req.headers())? {
-            wait_for(&state.db, token, state.consistency_wait, &state.projectors).await?;
+            state
+                .checkpoints
+                .wait_for(token, state.consistency_wait)
+                .await?;
         }
         handler().await
     }

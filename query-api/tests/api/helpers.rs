@@ -16,6 +16,7 @@ use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, Part
 use basketry_command_api::command::{AppState, Clock};
 use basketry_command_api::limits::{InMemoryRateLimiter, RateLimiter, SqliteIdempotencyStore};
 use basketry_domain::{Email, UserId};
+use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{configure, QueryState};
 use basketry_store::memory::MemoryStore;
 use basketry_store::EventStore;
@@ -74,6 +75,8 @@ pub struct TestApp {
     pub db: AnyPool,
     pub store: Arc<dyn EventStore>,
     position: AtomicI64,
+    /// The app's checkpoint watcher (it counts its database reads).
+    pub checkpoints: CheckpointWatcher,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
@@ -180,6 +183,8 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         jwt: JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
         partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),
     });
+    // One clock for both APIs, as in production.
+    let clock = Clock::system();
     let commands = Data::new(AppState {
         store: Arc::clone(&store),
         rate_limiter: Arc::clone(&rate_limiter),
@@ -188,14 +193,16 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
                 .await
                 .expect("open idempotency store"),
         ),
-        clock: Clock::system(),
+        clock: clock.clone(),
     });
+    let checkpoints = CheckpointWatcher::new(db.clone(), Vec::new());
     let queries = Data::new(QueryState {
         db: db.clone(),
         store: Arc::clone(&store),
         rate_limiter,
         consistency_wait,
-        projectors: Vec::new(),
+        checkpoints: checkpoints.clone(),
+        clock,
     });
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().expect("local addr").port();
@@ -219,6 +226,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         db,
         store,
         position: AtomicI64::new(100),
+        checkpoints,
         _dir: dir,
         _pg: pg,
     })
