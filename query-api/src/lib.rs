@@ -49,7 +49,7 @@ use std::time::Duration;
 use actix_web::http::Method;
 use actix_web::web;
 use basketry_command_api::command::Clock;
-use basketry_command_api::limits::RateLimiter;
+use basketry_command_api::limits::{RateLimitPolicy, RateLimiter};
 use basketry_command_api::routes::Endpoint;
 use basketry_store::EventStore;
 use sqlx::AnyPool;
@@ -75,6 +75,8 @@ pub struct QueryState {
     /// The checkpoints a consistency token waits for (one watcher per
     /// process, shared by every waiting request).
     pub checkpoints: consistency::CheckpointWatcher,
+    /// Every person's (JWT) rate limit, as the command API's.
+    pub user_rate_limit: RateLimitPolicy,
     /// The time rate limits are counted at: the command API's clock, so one
     /// limiter sees one time.
     pub clock: Clock,

@@ -204,6 +204,8 @@ impl Stores {
             rate_limits: "memory".into(),
             jwt_secret: Some(SECRET.into()),
             jwks_url: None,
+            user_rate_limit_per_minute:
+                basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
         }
     }
 }

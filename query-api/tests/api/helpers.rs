@@ -14,7 +14,9 @@ use actix_web::{App, HttpServer};
 use basketry_command_api::app::not_found;
 use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator};
 use basketry_command_api::command::{AppState, Clock};
-use basketry_command_api::limits::{InMemoryRateLimiter, RateLimiter, SqliteIdempotencyStore};
+use basketry_command_api::limits::{
+    InMemoryRateLimiter, RateLimitPolicy, RateLimiter, SqliteIdempotencyStore,
+};
 use basketry_domain::{Email, UserId};
 use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{configure, QueryState};
@@ -153,6 +155,11 @@ async fn pg_database(admin_url: &str) -> PgDatabase {
     }
 }
 
+/// People's rate limit, as production's default.
+fn people() -> RateLimitPolicy {
+    RateLimitPolicy::per_person(basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE)
+}
+
 /// The app on `backend`; `None` when that backend is not configured.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, CONSISTENCY_WAIT).await
@@ -188,6 +195,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
     let commands = Data::new(AppState {
         store: Arc::clone(&store),
         rate_limiter: Arc::clone(&rate_limiter),
+        user_rate_limit: people(),
         idempotency: Arc::new(
             SqliteIdempotencyStore::open(dir.path().join("command.db"))
                 .await
@@ -200,6 +208,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         db: db.clone(),
         store: Arc::clone(&store),
         rate_limiter,
+        user_rate_limit: people(),
         consistency_wait,
         checkpoints: checkpoints.clone(),
         clock,
