@@ -254,8 +254,19 @@ async fn holding_every_request_connection_stalls_neither_projection_nor_the_leas
     drop(held);
 }
 
+/// A `basketry serve` process, killed when dropped (also when the test
+/// panics).
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `basketry serve` on `stores` with extra environment; waits for `/healthz`.
-async fn serve_with(stores: &Stores, port: u16, env: &[(&str, &str)]) -> Child {
+async fn serve_with(stores: &Stores, port: u16, env: &[(&str, &str)]) -> Serving {
     let mut cmd = stores.basketry();
     cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
@@ -263,7 +274,7 @@ async fn serve_with(stores: &Stores, port: u16, env: &[(&str, &str)]) -> Child {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn basketry serve");
+    let mut serving = Serving(cmd.spawn().expect("spawn basketry serve"));
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -296,7 +307,7 @@ async fn people_are_rate_limited_exactly_under_concurrency_on_both_apis() {
     const FIRED: usize = 24;
     let stores = Stores::new().await;
     let port = free_port();
-    let mut child = serve_with(
+    let serving = serve_with(
         &stores,
         port,
         &[("BASKETRY_USER_RATE_LIMIT_PER_MINUTE", "5")],
@@ -352,6 +363,5 @@ async fn people_are_rate_limited_exactly_under_concurrency_on_both_apis() {
         .await
         .expect("answer");
     assert_eq!(r.status(), 200);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(serving);
 }
