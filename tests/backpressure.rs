@@ -278,7 +278,7 @@ async fn serve_with(stores: &Stores, port: u16, env: &[(&str, &str)]) -> Serving
     let http = client();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = serving.0.try_wait() {
             panic!("basketry serve exited at start: {status}");
         }
         if let Ok(r) = http
@@ -287,7 +287,7 @@ async fn serve_with(stores: &Stores, port: u16, env: &[(&str, &str)]) -> Serving
             .await
         {
             if r.status() == 200 {
-                return child;
+                return serving;
             }
         }
         assert!(Instant::now() < deadline, "basketry serve did not come up");
