@@ -14,7 +14,7 @@ pub const CONFIG_FILE: &str = "basketry.toml";
 
 /// Keys a configuration file may set, each the lower-case name of a
 /// `BASKETRY_*` variable.
-const FILE_KEYS: [&str; 13] = [
+const FILE_KEYS: [&str; 14] = [
     "bind",
     "data_dir",
     "event_store",
@@ -28,6 +28,7 @@ const FILE_KEYS: [&str; 13] = [
     "jwt_hs256",
     "log_format",
     "rust_log",
+    "user_rate_limit_per_minute",
 ];
 
 /// Applies `basketry.toml` beneath the environment: each key it sets
@@ -185,6 +186,16 @@ pub struct Settings {
         global = true
     )]
     pub jwt_hs256: Option<Toggle>,
+    /// Requests a minute each person (JWT) may make, both APIs together;
+    /// more is 429 with `Retry-After`.
+    #[arg(
+        long,
+        env = "BASKETRY_USER_RATE_LIMIT_PER_MINUTE",
+        default_value_t = basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
+        value_parser = clap::value_parser!(u32).range(1..),
+        global = true
+    )]
+    pub user_rate_limit_per_minute: u32,
 }
 
 impl Settings {

@@ -14,9 +14,10 @@ use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, Part
 use basketry_command_api::command::{AppState, Clock};
 use basketry_command_api::limits::{
     IdempotencyStore, InMemoryRateLimiter, PostgresIdempotencyStore, PostgresRateLimiter,
-    RateLimiter, SqliteIdempotencyStore,
+    RateLimitPolicy, RateLimiter, SqliteIdempotencyStore,
 };
 use basketry_projections::runtime::ProjectorRuntime;
+use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{QueryState, DEFAULT_CONSISTENCY_WAIT};
 use basketry_store::EventStore;
 use serde_json::json;
@@ -65,6 +66,10 @@ pub struct Application {
     runtime: Arc<ProjectorRuntime>,
     usage: Data<UsageLog>,
     read_db: sqlx::AnyPool,
+    /// The read database's small second pool: projectors, the projector
+    /// lease and key-usage flushes, never requests
+    /// (`docs/adr/0013-back-pressure-timeouts-and-pools.md`).
+    background_db: sqlx::AnyPool,
     /// The command side's clock (tests move it).
     pub clock: Clock,
     /// The event store (tests inspect it).
@@ -100,6 +105,9 @@ impl Application {
         let read_db = basketry_projections::db::open(&read_db_url)
             .await
             .context("opening the read database")?;
+        let background_db = basketry_projections::db::open_background(&read_db_url, &read_db)
+            .await
+            .context("opening the read database for the projectors")?;
         let idempotency: Arc<dyn IdempotencyStore> = if read_db_url.starts_with("postgres") {
             Arc::new(PostgresIdempotencyStore::connect(&read_db_url).await?)
         } else {
@@ -126,6 +134,7 @@ impl Application {
         let command = Data::new(AppState {
             store: Arc::clone(&store),
             rate_limiter: Arc::clone(&rate_limiter),
+            user_rate_limit: RateLimitPolicy::per_person(settings.user_rate_limit_per_minute),
             idempotency: Arc::clone(&idempotency),
             clock: clock.clone(),
         });
@@ -133,12 +142,17 @@ impl Application {
             db: read_db.clone(),
             store: Arc::clone(&store),
             rate_limiter,
+            user_rate_limit: RateLimitPolicy::per_person(settings.user_rate_limit_per_minute),
             consistency_wait: DEFAULT_CONSISTENCY_WAIT,
-            projectors: runtime
-                .projectors()
-                .iter()
-                .map(|p| p.name().to_string())
-                .collect(),
+            checkpoints: CheckpointWatcher::new(
+                read_db.clone(),
+                runtime
+                    .projectors()
+                    .iter()
+                    .map(|p| p.name().to_string())
+                    .collect(),
+            ),
+            clock: clock.clone(),
         });
         let ops = Data::new(Ops {
             store: Arc::clone(&store),
@@ -192,9 +206,16 @@ impl Application {
             runtime,
             usage,
             read_db,
+            background_db,
             clock,
             store,
         })
+    }
+
+    /// The read-database pool that requests use (tests exhaust it to show
+    /// that projection and the lease do not depend on it).
+    pub fn request_pool(&self) -> sqlx::AnyPool {
+        self.read_db.clone()
     }
 
     /// The port the server listens on.
@@ -213,18 +234,21 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop_projectors, stop_rx) = tokio::sync::watch::channel(false);
         let projectors = self.roles.projector.then(|| {
-            let lease =
-                basketry_projections::lease::Lease::new(self.read_db.clone(), PROJECTOR_LEASE_TTL);
+            let lease = basketry_projections::lease::Lease::new(
+                self.background_db.clone(),
+                PROJECTOR_LEASE_TTL,
+            );
+            // The runtime `/readyz` reads is the one the lease runs (its
+            // successors report their errors to it).
             tokio::spawn(basketry_projections::lease::run_with_lease(
-                Arc::clone(&self.store),
-                self.read_db.clone(),
-                self.runtime.projectors().to_vec(),
+                Arc::clone(&self.runtime),
+                self.background_db.clone(),
                 lease,
                 stop_rx,
             ))
         });
         let usage = self.usage.clone();
-        let db = self.read_db.clone();
+        let db = self.background_db.clone();
         let flusher = tokio::spawn(async move {
             let mut every = tokio::time::interval(USAGE_FLUSH_EVERY);
             loop {
@@ -240,7 +264,7 @@ impl Application {
             let _ = projectors.await;
         }
         flusher.abort();
-        if let Err(e) = self.usage.flush(&self.read_db).await {
+        if let Err(e) = self.usage.flush(&self.background_db).await {
             tracing::warn!(error = %e, "writing key usage at shutdown failed");
         }
         served.context("serving")
@@ -311,7 +335,7 @@ async fn healthz() -> HttpResponse {
 /// 200 when the event store and read database answer and every projector
 /// is within [`READY_MAX_LAG_SECONDS`] of the log; 503 otherwise.
 async fn readyz(ops: Data<Ops>) -> HttpResponse {
-    let store_ok = ops.store.head().await.is_ok();
+    let store_ok = ops.store.health().await.is_ok();
     let status = ops.runtime.status().await;
     let (db_ok, projectors) = match &status {
         Ok(list) => (

@@ -1,7 +1,7 @@
 //! The write path every handler shares.
 //!
 //! [`run`] wraps a handler with what SPEC §4 asks of every command:
-//! partner rate limits (and their headers on every partner response), the
+//! partner and person rate limits (and their headers on every response), the
 //! `Idempotency-Key` protocol, and the `X-Consistency-Token` header.
 //! [`execute`] is load → decide → append with the expected revision, retried
 //! a bounded number of times when another writer moved the stream first.
@@ -41,8 +41,10 @@ pub const CONSISTENCY_TOKEN: &str = "x-consistency-token";
 pub struct AppState {
     /// Where events go.
     pub store: Arc<dyn EventStore>,
-    /// Partner rate limits.
+    /// Partner and person rate limits.
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Every person's (JWT) limit ([`RateLimitPolicy::per_person`]).
+    pub user_rate_limit: RateLimitPolicy,
     /// Stored responses for `Idempotency-Key` retries.
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// The time commands are decided at.
@@ -335,7 +337,13 @@ pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Resul
         .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
 }
 
-fn rate_policy(principal: &Principal) -> Option<(String, RateLimitPolicy)> {
+/// The rate-limit bucket and policy of `principal`: a partner's own limits,
+/// or `users` for a person (keyed `user:<user_id>`, which no partner key
+/// can be). Both APIs count against the same bucket.
+pub fn rate_policy(
+    principal: &Principal,
+    users: RateLimitPolicy,
+) -> Option<(String, RateLimitPolicy)> {
     match principal {
         Principal::Partner(p) => Some((
             p.api_key_id.to_string(),
@@ -344,7 +352,7 @@ fn rate_policy(principal: &Principal) -> Option<(String, RateLimitPolicy)> {
                 per_day: p.rate_limits.requests_per_day.get(),
             },
         )),
-        Principal::Person(_) => None,
+        Principal::Person(_) => Some((principal.principal_key(), users)),
     }
 }
 
@@ -369,7 +377,7 @@ where
 {
     let now = state.clock.now();
     let mut extra_headers = Vec::new();
-    if let Some((key, policy)) = rate_policy(principal) {
+    if let Some((key, policy)) = rate_policy(principal, state.user_rate_limit) {
         match state.rate_limiter.acquire(&key, policy, now).await {
             Ok(decision) => {
                 extra_headers.extend(header("ratelimit-policy", &decision.policy_header(&policy)));

@@ -124,7 +124,48 @@ pub async fn open(url: &str) -> Result<AnyPool, ProjectionError> {
         conn.execute("PRAGMA journal_mode = WAL").await?;
         conn.close().await?;
     }
-    let options = AnyPoolOptions::new().after_connect(|conn, _meta| {
+    let options = match (target.backend, target.in_memory) {
+        // Each connection to `:memory:` is a database of its own: keep
+        // exactly one, forever.
+        (Backend::Sqlite, true) => pool_options()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None),
+        // Projectors queue on SQLite's single write lock anyway; a few
+        // connections let status reads run beside them.
+        (Backend::Sqlite, false) => pool_options().max_connections(8),
+        (Backend::Postgres, _) => pool_options().max_connections(10),
+    };
+    let pool = options.connect(&target.url).await?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Connections of the pool [`open_background`] opens.
+pub const BACKGROUND_CONNECTIONS: u32 = 3;
+
+/// A second, small pool on the read database at `url` (already opened by
+/// [`open`]) for the work that must not queue behind requests: the
+/// projectors, the projector lease and the key-usage flushes
+/// (`docs/adr/0013-back-pressure-timeouts-and-pools.md`). An in-memory
+/// SQLite database exists only on its one connection, so `main` itself is
+/// returned for one.
+pub async fn open_background(url: &str, main: &AnyPool) -> Result<AnyPool, ProjectionError> {
+    sqlx::any::install_default_drivers();
+    let target = parse(url)?;
+    if target.in_memory {
+        return Ok(main.clone());
+    }
+    Ok(pool_options()
+        .max_connections(BACKGROUND_CONNECTIONS)
+        .connect(&target.url)
+        .await?)
+}
+
+/// What every connection of a read-database pool is set up with.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new().after_connect(|conn, _meta| {
         Box::pin(async move {
             if Backend::of(conn) == Backend::Sqlite {
                 conn.execute("PRAGMA synchronous = FULL").await?;
@@ -135,23 +176,7 @@ pub async fn open(url: &str) -> Result<AnyPool, ProjectionError> {
             }
             Ok(())
         })
-    });
-    let options = match (target.backend, target.in_memory) {
-        // Each connection to `:memory:` is a database of its own: keep
-        // exactly one, forever.
-        (Backend::Sqlite, true) => options
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None),
-        // Projectors queue on SQLite's single write lock anyway; a few
-        // connections let status reads run beside them.
-        (Backend::Sqlite, false) => options.max_connections(8),
-        (Backend::Postgres, _) => options.max_connections(10),
-    };
-    let pool = options.connect(&target.url).await?;
-    migrate(&pool).await?;
-    Ok(pool)
+    })
 }
 
 /// Applies the read-model migrations to `pool`, tolerating migrations of

@@ -11,12 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use basketry_store::EventStore;
 use sqlx::{AnyPool, Row};
 use tokio::sync::watch;
 
 use crate::runtime::ProjectorRuntime;
-use crate::{ProjectionError, Projector};
+use crate::ProjectionError;
 
 /// The lease row's name.
 const LEASE: &str = "projectors";
@@ -86,14 +85,20 @@ impl Lease {
     }
 }
 
-/// Runs `projectors` whenever `lease` is held, standing by otherwise, until
-/// `stop` turns true; then finishes the current batch and releases the
-/// lease. Losing the lease (a renewal that fails or finds another holder)
-/// stops this runner at once.
+/// Runs `runtime`'s projectors on `pool` whenever `lease` is held, standing
+/// by otherwise, until `stop` turns true; then finishes the current batch
+/// and releases the lease. Losing the lease (a renewal that fails or finds
+/// another holder) stops this runner at once.
+///
+/// Each term runs a [`ProjectorRuntime::successor`] of `runtime`, so batch
+/// errors show in `runtime`'s status (what `/readyz` reads); they are
+/// cleared when a term ends. `pool` should be the lease's own small pool,
+/// not the one requests use, so a flood of requests can stall neither
+/// projection nor the lease's renewals
+/// (`docs/adr/0013-back-pressure-timeouts-and-pools.md`).
 pub async fn run_with_lease(
-    store: Arc<dyn EventStore>,
+    runtime: Arc<ProjectorRuntime>,
     pool: AnyPool,
-    projectors: Vec<Arc<dyn Projector>>,
     lease: Lease,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -102,14 +107,10 @@ pub async fn run_with_lease(
         match lease.try_acquire().await {
             Ok(true) => {
                 tracing::info!(holder = lease.holder(), "projector lease acquired");
-                let runtime = Arc::new(ProjectorRuntime::new(
-                    Arc::clone(&store),
-                    pool.clone(),
-                    projectors.clone(),
-                ));
+                let term = Arc::new(runtime.successor(pool.clone()));
                 let running = {
-                    let runtime = Arc::clone(&runtime);
-                    tokio::spawn(async move { runtime.run().await })
+                    let term = Arc::clone(&term);
+                    tokio::spawn(async move { term.run().await })
                 };
                 loop {
                     tokio::select! {
@@ -128,8 +129,9 @@ pub async fn run_with_lease(
                         }
                     }
                 }
-                runtime.stop();
+                term.stop();
                 let _ = running.await;
+                runtime.clear_errors();
             }
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "projector lease unavailable; retrying"),

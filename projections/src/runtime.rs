@@ -143,8 +143,9 @@ pub struct ProjectorRuntime {
     config: RuntimeConfig,
     /// Set once to stop [`ProjectorRuntime::run`].
     stop: StopHandle,
-    /// Last batch error per projector of the live runner.
-    errors: Mutex<HashMap<&'static str, String>>,
+    /// Last batch error per projector of the live runner; shared with the
+    /// runtime's successors ([`Self::successor`]).
+    errors: Arc<Mutex<HashMap<&'static str, String>>>,
 }
 
 impl ProjectorRuntime {
@@ -161,8 +162,31 @@ impl ProjectorRuntime {
             projectors,
             config: RuntimeConfig::default(),
             stop: StopHandle(Arc::new(watch::Sender::new(false))),
-            errors: Mutex::new(HashMap::new()),
+            errors: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// A runtime of the same projectors and settings on `pool`, with a stop
+    /// handle of its own, that reports its batch errors to this one: what
+    /// the projector lease runs each time it is held, so the runtime that
+    /// `/readyz` reads sees the errors of the one that runs.
+    pub fn successor(&self, pool: AnyPool) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            pool,
+            projectors: self.projectors.clone(),
+            config: self.config.clone(),
+            stop: StopHandle(Arc::new(watch::Sender::new(false))),
+            errors: Arc::clone(&self.errors),
+        }
+    }
+
+    /// Forgets every reported batch error (a runner that stands by has none).
+    pub fn clear_errors(&self) {
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// The same runtime with other batching and retry settings.

@@ -89,7 +89,7 @@ use sqlx::any::AnyRow;
 use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
-use crate::consistency::{wait_for, Token};
+use crate::consistency::Token;
 use crate::error::QueryError;
 use crate::openapi;
 use crate::params::Params;
@@ -776,7 +776,10 @@ async fn prepare(
     let params = Params::of(req, PLAN_PARAMS)?;
     let plan = PlanMinute::parse(params.get("at"))?;
     if let Some(token) = Token::from_headers(req.headers())? {
-        wait_for(&state.db, token, state.consistency_wait, &state.projectors).await?;
+        state
+            .checkpoints
+            .wait_for(token, state.consistency_wait)
+            .await?;
     }
     Ok(plan)
 }

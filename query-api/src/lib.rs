@@ -48,7 +48,8 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::web;
-use basketry_command_api::limits::RateLimiter;
+use basketry_command_api::command::Clock;
+use basketry_command_api::limits::{RateLimitPolicy, RateLimiter};
 use basketry_command_api::routes::Endpoint;
 use basketry_store::EventStore;
 use sqlx::AnyPool;
@@ -71,10 +72,14 @@ pub struct QueryState {
     /// Longest wait for the projectors to reach a consistency token before
     /// answering 503 (3 s in production, see [`DEFAULT_CONSISTENCY_WAIT`]).
     pub consistency_wait: Duration,
-    /// Names of the projectors a consistency token waits for; a projector
-    /// that has not checkpointed yet counts as behind. Empty: whichever have
-    /// checkpointed.
-    pub projectors: Vec<String>,
+    /// The checkpoints a consistency token waits for (one watcher per
+    /// process, shared by every waiting request).
+    pub checkpoints: consistency::CheckpointWatcher,
+    /// Every person's (JWT) rate limit, as the command API's.
+    pub user_rate_limit: RateLimitPolicy,
+    /// The time rate limits are counted at: the command API's clock, so one
+    /// limiter sees one time.
+    pub clock: Clock,
 }
 
 /// The Queries table of SPEC §4: what [`configure`] registers.

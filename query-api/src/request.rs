@@ -1,8 +1,10 @@
 //! What every query goes through, in order ([`run`]):
 //!
-//! 1. for a partner, one token from its per-minute and per-day buckets —
-//!    the limiter and the bucket key (`api_key_id`) are the command API's,
-//!    so one quota spans both APIs; `RateLimit-Policy` and `RateLimit` go on
+//! 1. one token from the caller's per-minute and per-day buckets — a
+//!    partner's own limits, a person's `BASKETRY_USER_RATE_LIMIT_PER_MINUTE`;
+//!    the limiter, the bucket key and the clock are the command API's
+//!    ([`basketry_command_api::command::rate_policy`]), so one quota spans
+//!    both APIs; `RateLimit-Policy` and `RateLimit` go on
 //!    whatever the response turns out to be, and an empty bucket is 429 with
 //!    `Retry-After`;
 //! 2. with an `X-Consistency-Token`, the wait for the projectors
@@ -15,12 +17,11 @@ use std::future::Future;
 use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use basketry_command_api::auth::Principal;
+use basketry_command_api::command::rate_policy;
 use basketry_command_api::error::ApiError;
-use basketry_command_api::limits::RateLimitPolicy;
-use chrono::Utc;
 use serde_json::Value;
 
-use crate::consistency::{wait_for, Token};
+use crate::consistency::Token;
 use crate::error::QueryError;
 use crate::QueryState;
 
@@ -51,10 +52,13 @@ where
     Fut: Future<Output = Result<Reply, QueryError>>,
 {
     let mut extra = Vec::new();
-    if let Principal::Partner(partner) = principal {
-        let policy = RateLimitPolicy::from(&partner.rate_limits);
-        let key = partner.api_key_id.to_string();
-        match state.rate_limiter.acquire(&key, policy, Utc::now()).await {
+    if let Some((key, policy)) = rate_policy(principal, state.user_rate_limit) {
+        // The command API's clock: one limiter, one time.
+        match state
+            .rate_limiter
+            .acquire(&key, policy, state.clock.now())
+            .await
+        {
             Ok(decision) => {
                 extra.extend(header("ratelimit-policy", &decision.policy_header(&policy)));
                 extra.extend(header("ratelimit", &decision.ratelimit_header()));
@@ -70,7 +74,10 @@ where
     }
     let outcome = async {
         if let Some(token) = Token::from_headers(req.headers())? {
-            wait_for(&state.db, token, state.consistency_wait, &state.projectors).await?;
+            state
+                .checkpoints
+                .wait_for(token, state.consistency_wait)
+                .await?;
         }
         handler().await
     }

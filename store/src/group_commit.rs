@@ -13,6 +13,22 @@
 //! the writer retries the requests one transaction each, so one bad request
 //! cannot fail its neighbours.
 //!
+//! **Back-pressure and supervision** (`docs/adr/0013-back-pressure-timeouts-and-pools.md`).
+//! The queue is bounded ([`WriterLimits::capacity`]): a full queue refuses
+//! an append at once as unavailable. A request waits at most
+//! [`WriterLimits::queue_wait`] for the writer to *take* it; one not taken by
+//! then is withdrawn (never written) and answered unavailable. Once taken it
+//! is answered with its real outcome, however long that takes: the
+//! transaction is bounded by the database's own timeouts (SQLite's busy
+//! timeout, PostgreSQL's `lock_timeout` and `statement_timeout`), so a
+//! caller is never told "failed" for an append that then commits. A batch
+//! the database could not run (locked, busy, unreachable) fails as a whole;
+//! the writer then probes the write lock every [`PROBE_EVERY`] while idle,
+//! and [`Writer::health`] reports it unavailable until a transaction
+//! succeeds again. A writer task that ended or panicked, or whose batch has
+//! run longer than [`WriterLimits::stuck_after`], makes every new append and
+//! the health probe answer unavailable at once.
+//!
 //! Inside the transaction the backend holds the store's write lock (SQLite:
 //! `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock), reads
 //! the highest position and numbers the new events after it. Commits are
@@ -22,8 +38,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -44,12 +61,164 @@ pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Page size of subscriptions catching up.
 const SUBSCRIPTION_PAGE: usize = 512;
 
+/// How long an idle writer whose last transaction failed as unavailable
+/// waits before trying the write lock again (so health recovers without a
+/// write).
+pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The writer's bounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterLimits {
+    /// Appends the queue holds; one more is refused at once.
+    pub capacity: usize,
+    /// Longest wait in the queue for the writer to take an append.
+    pub queue_wait: Duration,
+    /// A batch running longer than this means the writer is stuck. Longer
+    /// than any batch the database's timeouts let run.
+    pub stuck_after: Duration,
+}
+
+impl Default for WriterLimits {
+    fn default() -> Self {
+        Self {
+            capacity: 4_096,
+            queue_wait: Duration::from_secs(5),
+            stuck_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An append's place in its life: still queued, taken by the writer, or
+/// withdrawn by its caller. Moving out of `QUEUED` is a compare-and-set, so
+/// the writer and a caller that gives up can never both win.
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
 /// One append waiting for the writer.
 pub(crate) struct AppendRequest {
     pub stream: StreamId,
     pub expected: ExpectedRevision,
     pub events: Vec<NewEvent>,
     pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    state: Arc<AtomicU8>,
+}
+
+impl AppendRequest {
+    /// Whether the writer may write this request (and from now on must).
+    fn take(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, TAKEN, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}
+
+/// What the writer task reports about itself.
+#[derive(Default)]
+struct WriterHealth {
+    /// When the batch in progress started; `None` while idle.
+    busy_since: Mutex<Option<Instant>>,
+    /// Why the last transaction failed as unavailable, until one succeeds.
+    failing: Mutex<Option<String>>,
+    /// The task ended (panicked, or every sender went).
+    dead: AtomicBool,
+}
+
+impl WriterHealth {
+    fn busy_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        // Only whole values are stored: a poisoned lock holds a valid one.
+        self.busy_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn failing(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.failing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The handle appends go through; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<AppendRequest>,
+    health: Arc<WriterHealth>,
+    limits: WriterLimits,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("event store writer has stopped".into())
+}
+
+impl Writer {
+    /// `Ok` while the writer runs, is not stuck and its last transaction
+    /// did not fail as unavailable.
+    pub(crate) fn health(&self) -> Result<(), StoreError> {
+        self.alive()?;
+        match self.health.failing().clone() {
+            Some(why) => Err(StoreError::Unavailable(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// `Ok` unless the writer task ended or is stuck in a batch.
+    fn alive(&self) -> Result<(), StoreError> {
+        if self.health.dead.load(Ordering::SeqCst) {
+            return Err(stopped());
+        }
+        if let Some(since) = *self.health.busy_since() {
+            if since.elapsed() > self.limits.stuck_after {
+                return Err(StoreError::Unavailable(format!(
+                    "event store writer is stuck in a transaction for {} s",
+                    since.elapsed().as_secs()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the append to the writer and waits for its outcome (see the
+    /// module documentation for the bounds).
+    pub(crate) async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedRevision,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, AppendError> {
+        self.alive()?;
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .try_send(AppendRequest {
+                stream: stream.clone(),
+                expected,
+                events,
+                reply,
+                state: Arc::clone(&state),
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    StoreError::Unavailable("the event store's write queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })?;
+        tokio::pin!(outcome);
+        if let Ok(answer) = tokio::time::timeout(self.limits.queue_wait, &mut outcome).await {
+            return answer.map_err(|_| stopped())?;
+        }
+        if state
+            .compare_exchange(QUEUED, WITHDRAWN, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            // The writer will skip it: nothing was or will be written.
+            return Err(StoreError::Unavailable(
+                "the event store's writer did not take the append in time".into(),
+            )
+            .into());
+        }
+        // Taken: the transaction runs under the database's timeouts, and
+        // only its outcome may answer (it may commit).
+        outcome.await.map_err(|_| stopped())?
+    }
 }
 
 /// The last event of a stream, as far as a batch is concerned.
@@ -144,27 +313,72 @@ pub(crate) fn plan_batch(
     (rows, outcomes)
 }
 
-/// Starts the writer task and returns the queue feeding it. The task ends
-/// when every sender is dropped. `appended` is notified after each commit.
+/// Starts the writer task, and a watcher that marks it dead should it end,
+/// and returns the handle feeding it. The task ends when every handle is
+/// dropped. `appended` is notified after each commit.
 pub(crate) fn spawn_writer<W: BatchWriter>(
     mut writer: W,
     appended: Arc<Notify>,
-) -> mpsc::UnboundedSender<AppendRequest> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<AppendRequest>();
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
-            let mut batch = vec![first];
-            let mut events = batch[0].events.len();
+    limits: WriterLimits,
+) -> Writer {
+    let (tx, mut rx) = mpsc::channel::<AppendRequest>(limits.capacity.max(1));
+    let health = Arc::new(WriterHealth::default());
+    let report = Arc::clone(&health);
+    let task = tokio::spawn(async move {
+        loop {
+            let failing = report.failing().is_some();
+            let first = if failing {
+                match tokio::time::timeout(PROBE_EVERY, rx.recv()).await {
+                    Ok(Some(first)) => first,
+                    Ok(None) => break,
+                    Err(_) => {
+                        // Idle while unavailable: try the write lock with an
+                        // empty transaction, so health recovers by itself.
+                        *report.busy_since() = Some(Instant::now());
+                        let probed = writer.write_batch(&[]).await;
+                        *report.busy_since() = None;
+                        *report.failing() = match probed {
+                            Ok(_) => None,
+                            Err(BatchError::Unavailable(why) | BatchError::Rejected(why)) => {
+                                Some(why)
+                            }
+                        };
+                        continue;
+                    }
+                }
+            } else {
+                match rx.recv().await {
+                    Some(first) => first,
+                    None => break,
+                }
+            };
+            let mut batch = Vec::new();
+            let mut events = 0;
+            if first.take() {
+                events += first.events.len();
+                batch.push(first);
+            }
             while events < MAX_BATCH_EVENTS {
                 match rx.try_recv() {
                     Ok(next) => {
-                        events += next.events.len();
-                        batch.push(next);
+                        if next.take() {
+                            events += next.events.len();
+                            batch.push(next);
+                        }
                     }
                     Err(_) => break,
                 }
             }
+            if batch.is_empty() {
+                continue;
+            }
+            *report.busy_since() = Some(Instant::now());
             let outcomes = commit(&mut writer, &batch).await;
+            *report.busy_since() = None;
+            *report.failing() = outcomes.iter().find_map(|o| match o {
+                Err(AppendError::Store(StoreError::Unavailable(why))) => Some(why.clone()),
+                _ => None,
+            });
             for (req, outcome) in batch.into_iter().zip(outcomes) {
                 // The caller may have gone away (request cancelled); the
                 // append is committed either way.
@@ -173,7 +387,18 @@ pub(crate) fn spawn_writer<W: BatchWriter>(
             appended.notify_waiters();
         }
     });
-    tx
+    let watched = Arc::clone(&health);
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "the event store writer task died; appends answer 503");
+        }
+        watched.dead.store(true, Ordering::SeqCst);
+    });
+    Writer {
+        queue: tx,
+        health,
+        limits,
+    }
 }
 
 async fn commit<W: BatchWriter>(
@@ -192,39 +417,28 @@ async fn commit<W: BatchWriter>(
         }
         Err(BatchError::Rejected(_)) => {
             let mut outcomes = Vec::with_capacity(batch.len());
+            let mut unavailable = None;
             for req in batch {
+                // Once the database is unavailable, the rest would only wait
+                // out the same timeout one by one.
+                if let Some(msg) = &unavailable {
+                    outcomes.push(Err(StoreError::Unavailable(Clone::clone(msg)).into()));
+                    continue;
+                }
                 outcomes.push(match writer.write_batch(&[req]).await {
                     Ok(mut one) => one
                         .pop()
                         .unwrap_or_else(|| Err(StoreError::Invalid("empty outcome".into()).into())),
-                    Err(BatchError::Unavailable(msg)) => Err(StoreError::Unavailable(msg).into()),
+                    Err(BatchError::Unavailable(msg)) => {
+                        unavailable = Some(msg.clone());
+                        Err(StoreError::Unavailable(msg).into())
+                    }
                     Err(BatchError::Rejected(msg)) => Err(StoreError::Invalid(msg).into()),
                 });
             }
             outcomes
         }
     }
-}
-
-/// Hands `request` to the writer and waits for its outcome.
-pub(crate) async fn submit(
-    queue: &mpsc::UnboundedSender<AppendRequest>,
-    stream: &StreamId,
-    expected: ExpectedRevision,
-    events: Vec<NewEvent>,
-) -> Result<AppendOutcome, AppendError> {
-    let (reply, outcome) = oneshot::channel();
-    queue
-        .send(AppendRequest {
-            stream: stream.clone(),
-            expected,
-            events,
-            reply,
-        })
-        .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?;
-    outcome
-        .await
-        .map_err(|_| StoreError::Unavailable("event store writer has stopped".into()))?
 }
 
 /// A subscription built on paged reads: catch up from `after`, then wait for
@@ -284,4 +498,178 @@ where
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Actor, NewMetadata};
+
+    /// A writer that commits whatever it is given (numbering from zero each
+    /// time) after `gate` lets it, panics on `panic_on`, and records the
+    /// streams it wrote.
+    struct Fake {
+        gate: Arc<tokio::sync::Semaphore>,
+        written: Arc<Mutex<Vec<String>>>,
+        panic_on: Option<String>,
+    }
+
+    #[async_trait::async_trait]
+    impl BatchWriter for Fake {
+        async fn write_batch(
+            &mut self,
+            requests: &[&AppendRequest],
+        ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError> {
+            if requests.is_empty() {
+                return Ok(Vec::new());
+            }
+            if requests
+                .iter()
+                .any(|r| Some(r.stream.as_str()) == self.panic_on.as_deref())
+            {
+                panic!("injected writer failure");
+            }
+            self.gate
+                .acquire()
+                .await
+                .map_err(|e| BatchError::Unavailable(e.to_string()))?
+                .forget();
+            let (_, outcomes) = plan_batch(requests, HashMap::new(), 0, crate::now_micros());
+            self.written
+                .lock()
+                .unwrap()
+                .extend(requests.iter().map(|r| r.stream.to_string()));
+            Ok(outcomes)
+        }
+    }
+
+    fn event() -> Vec<NewEvent> {
+        vec![NewEvent {
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "Happened".into(),
+            schema_version: 1,
+            data: serde_json::json!({}),
+            metadata: NewMetadata {
+                actor: Actor {
+                    kind: "system".into(),
+                    id: "test".into(),
+                },
+                correlation_id: uuid::Uuid::now_v7(),
+                causation_id: None,
+                idempotency_key: None,
+            },
+        }]
+    }
+
+    fn stream(name: &str) -> StreamId {
+        StreamId::parse(name).unwrap()
+    }
+
+    const LIMITS: WriterLimits = WriterLimits {
+        capacity: 1,
+        queue_wait: Duration::from_millis(200),
+        stuck_after: Duration::from_millis(600),
+    };
+
+    fn spawn(
+        panic_on: Option<&str>,
+    ) -> (Writer, Arc<tokio::sync::Semaphore>, Arc<Mutex<Vec<String>>>) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let writer = spawn_writer(
+            Fake {
+                gate: Arc::clone(&gate),
+                written: Arc::clone(&written),
+                panic_on: panic_on.map(str::to_string),
+            },
+            Arc::new(Notify::new()),
+            LIMITS,
+        );
+        (writer, gate, written)
+    }
+
+    fn is_unavailable(r: &Result<AppendOutcome, AppendError>) -> bool {
+        matches!(r, Err(AppendError::Store(StoreError::Unavailable(_))))
+    }
+
+    #[tokio::test]
+    async fn a_slow_writer_refuses_in_bounded_time_and_never_writes_a_withdrawn_append() {
+        let (writer, gate, written) = spawn(None);
+        // `taken` is taken at once and held at the gate.
+        let w = writer.clone();
+        let taken = tokio::spawn(async move {
+            w.append(&stream("taken"), ExpectedRevision::Any, event())
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // `queued` fills the one-place queue; the next one is refused at once.
+        let w = writer.clone();
+        let queued = tokio::spawn(async move {
+            w.append(&stream("queued"), ExpectedRevision::Any, event())
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let full = writer
+            .append(&stream("full"), ExpectedRevision::Any, event())
+            .await;
+        assert!(is_unavailable(&full), "{full:?}");
+        assert!(started.elapsed() < LIMITS.queue_wait);
+        // `queued` is not taken within the queue wait: withdrawn, 503.
+        let queued = queued.await.unwrap();
+        assert!(is_unavailable(&queued), "{queued:?}");
+        // `taken` outlives the queue wait and keeps waiting for its outcome.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !taken.is_finished(),
+            "a taken append is answered by its outcome only"
+        );
+        gate.add_permits(10);
+        let taken = taken.await.unwrap();
+        assert!(taken.is_ok(), "{taken:?}");
+        // Whatever the writer does next, the withdrawn append is never written.
+        writer
+            .append(&stream("later"), ExpectedRevision::Any, event())
+            .await
+            .expect("the writer goes on");
+        assert_eq!(*written.lock().unwrap(), vec!["taken", "later"]);
+        assert!(writer.health().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_stuck_writer_makes_health_and_new_appends_unavailable_at_once() {
+        let (writer, gate, _) = spawn(None);
+        let w = writer.clone();
+        let stuck = tokio::spawn(async move {
+            w.append(&stream("stuck"), ExpectedRevision::Any, event())
+                .await
+        });
+        tokio::time::sleep(LIMITS.stuck_after + Duration::from_millis(100)).await;
+        assert!(writer.health().is_err(), "stuck for longer than the bound");
+        let started = Instant::now();
+        let refused = writer
+            .append(&stream("next"), ExpectedRevision::Any, event())
+            .await;
+        assert!(is_unavailable(&refused), "{refused:?}");
+        assert!(started.elapsed() < LIMITS.queue_wait);
+        gate.add_permits(10);
+        assert!(stuck.await.unwrap().is_ok());
+        assert!(writer.health().is_ok(), "unstuck: healthy again");
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_makes_health_and_appends_unavailable() {
+        let (writer, gate, _) = spawn(Some("boom"));
+        gate.add_permits(10);
+        let died = writer
+            .append(&stream("boom"), ExpectedRevision::Any, event())
+            .await;
+        assert!(is_unavailable(&died), "{died:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(writer.health().is_err());
+        let after = writer
+            .append(&stream("after"), ExpectedRevision::Any, event())
+            .await;
+        assert!(is_unavailable(&after), "{after:?}");
+    }
 }

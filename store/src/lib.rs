@@ -307,6 +307,13 @@ pub trait EventStore: Send + Sync {
 
     /// Position of the newest event of the log, `None` when it is empty.
     async fn head(&self) -> Result<Option<Position>, StoreError>;
+
+    /// Whether the store can take appends now, for `/readyz`: `Ok` when it
+    /// answers reads and (on the SQL stores) its writer runs, is not stuck
+    /// and did not last fail to reach the database.
+    async fn health(&self) -> Result<(), StoreError> {
+        self.head().await.map(|_| ())
+    }
 }
 
 /// Opens the event store named by `url`:

@@ -18,14 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::chain::StoredMetadata;
 use crate::group_commit::{
-    plan_batch, poll_subscription, spawn_writer, submit, AppendRequest, BatchError, BatchWriter,
-    StreamHead,
+    plan_batch, poll_subscription, spawn_writer, AppendRequest, BatchError, BatchWriter,
+    StreamHead, Writer, WriterLimits,
 };
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
@@ -37,6 +39,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// Advisory lock key held by the appending transaction ("bskt").
 pub const WRITE_LOCK: i64 = 0x6273_6b74;
 
+/// Session settings of every connection of the store: no statement, lock
+/// wait or forgotten transaction can hold an append (or a connection)
+/// forever (`docs/adr/0013-back-pressure-timeouts-and-pools.md`). The lock
+/// wait is short, so a held write lock is a prompt 503; a batch's
+/// statements are far below the statement bound.
+pub const SESSION_TIMEOUTS: [(&str, &str); 3] = [
+    ("statement_timeout", "15s"),
+    ("lock_timeout", "3s"),
+    ("idle_in_transaction_session_timeout", "30s"),
+];
+
 const SELECT_EVENTS: &str = "SELECT position, stream_id, revision, event_id, event_type, \
      schema_version, data::text AS data, metadata::text AS metadata, prev_hash, hash FROM events";
 
@@ -44,24 +57,38 @@ const SELECT_EVENTS: &str = "SELECT position, stream_id, revision, event_id, eve
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    writer: mpsc::UnboundedSender<AppendRequest>,
+    writer: Writer,
     appended: Arc<Notify>,
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://…`) and applies the store's migrations.
+    /// Connects to `url` (`postgres://…`) with [`SESSION_TIMEOUTS`] and
+    /// applies the store's migrations. The writer gets a connection of its
+    /// own, so a flood of reads holding the pool cannot stall appends.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL URL: {e}")))?
+            .options(SESSION_TIMEOUTS);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
-        Self::with_pool(pool).await
+        let writer_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options);
+        Self::with_pools(pool, writer_pool).await
     }
 
-    /// Uses an existing pool (shared with read models, for instance).
+    /// Uses an existing pool (shared with read models, for instance) for
+    /// reads and appends alike.
     pub async fn with_pool(pool: PgPool) -> Result<Self, StoreError> {
+        Self::with_pools(pool.clone(), pool).await
+    }
+
+    async fn with_pools(pool: PgPool, writer_pool: PgPool) -> Result<Self, StoreError> {
         crate::sharing_migrator(&MIGRATOR)
             .await
             .map_err(|e| StoreError::Unavailable(format!("loading migrations: {e}")))?
@@ -71,7 +98,11 @@ impl PostgresStore {
                 StoreError::Unavailable(format!("migrating the PostgreSQL event store: {e}"))
             })?;
         let appended = Arc::new(Notify::new());
-        let writer = spawn_writer(PgWriter { pool: pool.clone() }, Arc::clone(&appended));
+        let writer = spawn_writer(
+            PgWriter { pool: writer_pool },
+            Arc::clone(&appended),
+            WriterLimits::default(),
+        );
         Ok(Self {
             pool,
             writer,
@@ -137,6 +168,18 @@ fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
 
 struct PgWriter {
     pool: PgPool,
+}
+
+/// Whether a SQLSTATE says the database could not run the transaction now
+/// (connection, resources, a timeout, a lock wait, a serialisation
+/// conflict, shutdown) rather than refused what it was given: the whole
+/// batch is then unavailable, not retried request by request.
+fn is_transient(sqlstate: Option<&str>) -> bool {
+    let Some(code) = sqlstate else { return false };
+    ["08", "40", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || matches!(code, "55P03" | "55006" | "25P03")
 }
 
 /// The columns of one batch, as arrays for `UNNEST`.
@@ -240,7 +283,9 @@ impl BatchWriter for PgWriter {
         requests: &[&AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError> {
         self.try_batch(requests).await.map_err(|e| match e {
-            sqlx::Error::Database(db) => BatchError::Rejected(format!("PostgreSQL: {db}")),
+            sqlx::Error::Database(db) if !is_transient(db.code().as_deref()) => {
+                BatchError::Rejected(format!("PostgreSQL: {db}"))
+            }
             other => BatchError::Unavailable(format!("PostgreSQL: {other}")),
         })
     }
@@ -255,7 +300,7 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, AppendError> {
         check_append(&events)?;
-        submit(&self.writer, stream, expected, events).await
+        self.writer.append(stream, expected, events).await
     }
 
     async fn read_stream(
@@ -300,5 +345,26 @@ impl EventStore for PostgresStore {
             .await
             .map_err(unavailable)?;
         Ok(last.map(|p| Position::sequence(p as u64)))
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.writer.health()?;
+        self.head().await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timeouts_and_lost_connections_are_transient_and_bad_data_is_not() {
+        for code in [
+            "55P03", "57014", "25P03", "08006", "40001", "40P01", "53300",
+        ] {
+            assert!(super::is_transient(Some(code)), "{code}");
+        }
+        for code in ["23505", "22P02", "42P01"] {
+            assert!(!super::is_transient(Some(code)), "{code}");
+        }
+        assert!(!super::is_transient(None));
     }
 }

@@ -18,12 +18,12 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
-    plan_batch, poll_subscription, spawn_writer, submit, AppendRequest, BatchError, BatchWriter,
-    StreamHead,
+    plan_batch, poll_subscription, spawn_writer, AppendRequest, BatchError, BatchWriter,
+    StreamHead, Writer, WriterLimits,
 };
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
@@ -35,6 +35,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// Rows per INSERT statement: 11 bound values each, well under SQLite's
 /// 32 766-variable limit.
 const ROWS_PER_INSERT: usize = 1_000;
+
+/// How long the writer waits for SQLite's write lock (another process or a
+/// backup holding it) before the whole batch is answered unavailable. Short,
+/// so a locked file is a prompt 503, not a hang
+/// (`docs/adr/0013-back-pressure-timeouts-and-pools.md`).
+const WRITE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 const SELECT_EVENTS: &str = "SELECT position, stream_id, revision, event_id, event_type, \
      schema_version, data, metadata, prev_hash, hash FROM events";
@@ -65,7 +71,7 @@ pub fn create_private_file(options: &SqliteConnectOptions) -> std::io::Result<()
 #[derive(Clone)]
 pub struct SqliteStore {
     readers: SqlitePool,
-    writer: mpsc::UnboundedSender<AppendRequest>,
+    writer: Writer,
     appended: Arc<Notify>,
 }
 
@@ -97,7 +103,7 @@ impl SqliteStore {
             .pragma("cache_size", "-16384");
         let writer_pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().busy_timeout(WRITE_BUSY_TIMEOUT))
             .await
             .map_err(unavailable)?;
         MIGRATOR.run(&writer_pool).await.map_err(|e| {
@@ -109,7 +115,11 @@ impl SqliteStore {
             .await
             .map_err(unavailable)?;
         let appended = Arc::new(Notify::new());
-        let writer = spawn_writer(SqliteWriter { pool: writer_pool }, Arc::clone(&appended));
+        let writer = spawn_writer(
+            SqliteWriter { pool: writer_pool },
+            Arc::clone(&appended),
+            WriterLimits::default(),
+        );
         Ok(Self {
             readers,
             writer,
@@ -175,6 +185,15 @@ fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
 
 struct SqliteWriter {
     pool: SqlitePool,
+}
+
+/// Whether an SQLite result code (extended codes included) is `SQLITE_BUSY`
+/// or `SQLITE_LOCKED`.
+fn is_busy(code: Option<&str>) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    code.and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 impl SqliteWriter {
@@ -244,7 +263,12 @@ impl BatchWriter for SqliteWriter {
         requests: &[&AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError> {
         self.try_batch(requests).await.map_err(|e| match e {
-            sqlx::Error::Database(db) => BatchError::Rejected(format!("SQLite: {db}")),
+            // Busy or locked: another connection holds the write lock past
+            // the busy timeout. The whole batch is unavailable; retrying its
+            // requests one by one would only wait the timeout again each.
+            sqlx::Error::Database(db) if !is_busy(db.code().as_deref()) => {
+                BatchError::Rejected(format!("SQLite: {db}"))
+            }
             other => BatchError::Unavailable(format!("SQLite: {other}")),
         })
     }
@@ -259,7 +283,7 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, AppendError> {
         check_append(&events)?;
-        submit(&self.writer, stream, expected, events).await
+        self.writer.append(stream, expected, events).await
     }
 
     async fn read_stream(
@@ -304,5 +328,24 @@ impl EventStore for SqliteStore {
             .await
             .map_err(unavailable)?;
         Ok(last.map(|p| Position::sequence(p as u64)))
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        self.writer.health()?;
+        self.head().await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn busy_and_locked_are_recognised_with_their_extended_codes() {
+        for code in ["5", "6", "517", "261", "262"] {
+            assert!(super::is_busy(Some(code)), "{code}");
+        }
+        for code in ["19", "2067", "1", "x"] {
+            assert!(!super::is_busy(Some(code)), "{code}");
+        }
+        assert!(!super::is_busy(None));
     }
 }

@@ -212,6 +212,8 @@ impl Stores {
             jwt_issuer: None,
             jwt_audience: None,
             jwt_hs256: None,
+            user_rate_limit_per_minute:
+                basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
         }
     }
 }

@@ -25,7 +25,7 @@ pub use idempotency::{
 };
 pub use rate::{
     InMemoryRateLimiter, PostgresRateLimiter, RateDecision, RateLimitError, RateLimitPolicy,
-    RateLimiter, RateWindow,
+    RateLimiter, RateWindow, DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
 };
 
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -44,6 +44,10 @@ use sqlx::Row;
 /// items and `RateLimit` a list of `"name";r=…;t=…` items.
 pub const RATELIMIT_HEADERS_DRAFT: &str = "draft-ietf-httpapi-ratelimit-headers-11";
 
+/// Requests a minute a person (JWT) may make by default, over both APIs
+/// (`BASKETRY_USER_RATE_LIMIT_PER_MINUTE`).
+pub const DEFAULT_USER_RATE_LIMIT_PER_MINUTE: u32 = 1_200;
+
 /// Keys an [`InMemoryRateLimiter`] tracks before it starts evicting.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
@@ -76,6 +80,16 @@ impl From<&RateLimits> for RateLimitPolicy {
 }
 
 impl RateLimitPolicy {
+    /// A person's policy: `per_minute` (at least 1), and a day of full
+    /// minutes, so only the minute ever binds.
+    pub fn per_person(per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
+        Self {
+            per_minute,
+            per_day: per_minute.saturating_mul(24 * 60),
+        }
+    }
+
     /// The `RateLimit-Policy` field value for this policy, e.g.
     /// `"minute";q=100;w=60, "day";q=10000;w=86400`.
     pub fn header_value(&self) -> String {

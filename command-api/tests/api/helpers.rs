@@ -383,6 +383,9 @@ pub async fn spawn_app_with_auth(
     let state = AppState {
         store: Arc::clone(&store),
         rate_limiter,
+        user_rate_limit: basketry_command_api::limits::RateLimitPolicy::per_person(
+            basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
+        ),
         idempotency,
         clock: clock.clone(),
     };

@@ -12,6 +12,7 @@ on_every_backend!(
     a_token_never_reached_is_a_503_with_retry_after,
     a_malformed_token_is_a_400,
     the_command_apis_token_is_accepted_as_it_is,
+    many_waiting_requests_share_one_checkpoint_watcher,
 );
 
 async fn a_token_waits_until_every_projector_has_reached_it(app: TestApp) {
@@ -134,4 +135,65 @@ async fn the_command_apis_token_is_accepted_as_it_is(app: TestApp) {
     app.get_with("/baskets", &owner, &[("X-Consistency-Token", &token)])
         .await
         .ok();
+}
+
+/// Requests waiting for a token do not each poll the checkpoints: one
+/// watcher per process reads them for all of them, and waiting still
+/// answers as soon as the projectors pass the token, or 503 after the bound.
+async fn many_waiting_requests_share_one_checkpoint_watcher(app: TestApp) {
+    const WAITING: usize = 40;
+    app.checkpoint("marketplace", 5, 5).await;
+    app.checkpoint("ledger", 5, 5).await;
+    let u = user("u@example.com");
+    // Polled every 20 ms, one watcher reads about 75 times in the 1.5 s
+    // wait; forty requests polling on their own read 40 times as often.
+    let bound = 2 * (CONSISTENCY_WAIT.as_millis() as u64 / 20) + 20;
+
+    let reads = app.checkpoints.reads();
+    let db = app.db.clone();
+    let advance = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        sqlx::query("UPDATE projector_checkpoints SET commit_position = 30, prepare_position = 30")
+            .execute(&db)
+            .await
+            .unwrap();
+    });
+    let started = Instant::now();
+    let answers = futures::future::join_all(
+        (0..WAITING).map(|_| app.get_with("/baskets", &u, &[("X-Consistency-Token", "30.30")])),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    advance.await.unwrap();
+    for a in answers {
+        a.ok();
+    }
+    assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
+    assert!(elapsed < CONSISTENCY_WAIT, "answered after {elapsed:?}");
+    let used = app.checkpoints.reads() - reads;
+    assert!(
+        used <= bound,
+        "{used} checkpoint reads for {WAITING} waiting requests (bound {bound})"
+    );
+
+    let reads = app.checkpoints.reads();
+    let started = Instant::now();
+    let refused = futures::future::join_all(
+        (0..WAITING).map(|_| app.get_with("/baskets", &u, &[("X-Consistency-Token", "31.31")])),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    for r in refused {
+        r.assert_problem(503, "consistency_timeout");
+        assert_eq!(r.header("retry-after"), Some("1"));
+    }
+    assert!(
+        elapsed < CONSISTENCY_WAIT + Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+    let used = app.checkpoints.reads() - reads;
+    assert!(
+        used <= bound,
+        "{used} checkpoint reads for {WAITING} requests that timed out (bound {bound})"
+    );
 }

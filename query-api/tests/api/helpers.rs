@@ -14,8 +14,11 @@ use actix_web::{App, HttpServer};
 use basketry_command_api::app::not_found;
 use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator};
 use basketry_command_api::command::{AppState, Clock};
-use basketry_command_api::limits::{InMemoryRateLimiter, RateLimiter, SqliteIdempotencyStore};
+use basketry_command_api::limits::{
+    InMemoryRateLimiter, RateLimitPolicy, RateLimiter, SqliteIdempotencyStore,
+};
 use basketry_domain::{Email, UserId};
+use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{configure, QueryState};
 use basketry_store::memory::MemoryStore;
 use basketry_store::EventStore;
@@ -74,6 +77,8 @@ pub struct TestApp {
     pub db: AnyPool,
     pub store: Arc<dyn EventStore>,
     position: AtomicI64,
+    /// The app's checkpoint watcher (it counts its database reads).
+    pub checkpoints: CheckpointWatcher,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
@@ -150,6 +155,11 @@ async fn pg_database(admin_url: &str) -> PgDatabase {
     }
 }
 
+/// People's rate limit, as production's default.
+fn people() -> RateLimitPolicy {
+    RateLimitPolicy::per_person(basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE)
+}
+
 /// The app on `backend`; `None` when that backend is not configured.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, CONSISTENCY_WAIT).await
@@ -180,22 +190,28 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         jwt: JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
         partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),
     });
+    // One clock for both APIs, as in production.
+    let clock = Clock::system();
     let commands = Data::new(AppState {
         store: Arc::clone(&store),
         rate_limiter: Arc::clone(&rate_limiter),
+        user_rate_limit: people(),
         idempotency: Arc::new(
             SqliteIdempotencyStore::open(dir.path().join("command.db"))
                 .await
                 .expect("open idempotency store"),
         ),
-        clock: Clock::system(),
+        clock: clock.clone(),
     });
+    let checkpoints = CheckpointWatcher::new(db.clone(), Vec::new());
     let queries = Data::new(QueryState {
         db: db.clone(),
         store: Arc::clone(&store),
         rate_limiter,
+        user_rate_limit: people(),
         consistency_wait,
-        projectors: Vec::new(),
+        checkpoints: checkpoints.clone(),
+        clock,
     });
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().expect("local addr").port();
@@ -219,6 +235,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         db,
         store,
         position: AtomicI64::new(100),
+        checkpoints,
         _dir: dir,
         _pg: pg,
     })
