@@ -350,6 +350,73 @@ mod tests {
     }
 
     #[test]
+    fn the_kelvin_sign_never_folds_into_an_ascii_k() {
+        // U+212A KELVIN SIGN lower-cases to `k` under Unicode rules; two
+        // different mailboxes must never share a user id.
+        let kelvin = Email::parse("\u{212A}im@example.com");
+        assert!(kelvin.is_err(), "{kelvin:?}");
+        assert_eq!(
+            Email::parse("KIM@example.com").unwrap().as_str(),
+            "kim@example.com"
+        );
+    }
+
+    #[test]
+    fn dotless_i_and_full_width_letters_in_the_local_part_are_refused() {
+        for bad in [
+            "\u{0131}van@example.com",    // dotless i
+            "\u{0130}VAN@example.com",    // capital I with dot
+            "\u{FF41}sha@example.com",    // full-width a
+            "\u{FF21}SHA@example.com",    // full-width A
+            "\u{0430}sha@example.com",    // Cyrillic a
+            "\"quoted\"@example.com",
+            ".asha@example.com",
+            "asha.@example.com",
+            "as..ha@example.com",
+        ] {
+            let parsed = Email::parse(bad);
+            assert!(parsed.is_err(), "{bad}: {parsed:?}");
+        }
+        let err = Email::parse("\u{0131}van@example.com").unwrap_err();
+        assert!(err.message().contains("ASCII"), "{err}");
+    }
+
+    #[test]
+    fn the_domain_is_folded_by_idna_to_its_ascii_form() {
+        // Full-width letters and the KELVIN SIGN in a domain name are the
+        // same DNS name as their ASCII letters (UTS 46 mapping), so they reach
+        // the same mailbox and are the same person.
+        let ascii = Email::parse("asha@example.com").unwrap();
+        for same in [
+            "asha@EXAMPLE.com",
+            "asha@\u{FF45}xample.com",
+            "asha@example.co\u{FF4D}",
+        ] {
+            assert_eq!(Email::parse(same).unwrap(), ascii, "{same}");
+        }
+        assert_eq!(
+            Email::parse("asha@\u{212A}ite.in").unwrap().as_str(),
+            "asha@kite.in"
+        );
+        // A mixed-script look-alike (Cyrillic a) is another domain: it keeps
+        // its own punycode spelling and never shares the ASCII one's id.
+        let lookalike = Email::parse("asha@ex\u{0430}mple.com").unwrap();
+        assert!(lookalike.as_str().starts_with("asha@xn--"), "{lookalike}");
+        assert_ne!(lookalike, ascii);
+        assert_ne!(
+            crate::UserId::from_email(&lookalike),
+            crate::UserId::from_email(&ascii)
+        );
+        // Dotless i in a domain is another domain too.
+        let dotless = Email::parse("asha@\u{0131}bm.com").unwrap();
+        assert_ne!(dotless, Email::parse("asha@ibm.com").unwrap());
+        // Domains IDNA refuses are refused.
+        for bad in ["asha@exa_mple.com", "asha@example.com.", "asha@xn--a.com"] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn lot_multipliers_are_read_exactly() {
         let ok = [
             ("2.5", 250),
