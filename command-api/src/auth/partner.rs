@@ -39,6 +39,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -93,12 +94,18 @@ pub struct PartnerAuthConfig {
     /// again (default 10 s): the bound on how long another instance accepts
     /// a revoked key.
     pub cache_ttl: Duration,
-    /// Wrong secrets allowed per key per window (default 5).
+    /// Wrong secrets allowed per key and client per window (default 5). A
+    /// client is the connection's peer address, an IPv6 one by its /64.
     pub max_failures: u32,
     /// The window of `max_failures` (default 60 s). The window starts at the
     /// first failure; once `max_failures` are reached the key is refused
-    /// until it ends, even with the right secret.
+    /// *to that client* until it ends, even with the right secret, so a
+    /// flood from one client cannot lock the partner out everywhere.
     pub failure_window: Duration,
+    /// Wrong secrets allowed per key per window from all clients together
+    /// (default 100): the bound on the argon2 work one key id can cause,
+    /// high enough that a few flooding clients never reach it.
+    pub max_failures_per_key: u32,
     /// How long a credential verified once stays *proven* (default 1 h):
     /// after `cache_ttl` the partner stream is read again (status, current
     /// hashes) but argon2 is not run again while the hash it matched is
@@ -119,6 +126,7 @@ impl Default for PartnerAuthConfig {
             failure_window: Duration::from_secs(60),
             proven_ttl: Duration::from_secs(3600),
             max_cache_entries: 10_000,
+            max_failures_per_key: 100,
         }
     }
 }
@@ -393,6 +401,19 @@ impl PartnerAuthenticator {
         secret: &str,
         now: DateTime<Utc>,
     ) -> Result<PartnerPrincipal, AuthError> {
+        self.authenticate_from(api_key, secret, None, now).await
+    }
+
+    /// [`PartnerAuthenticator::authenticate`] for a request from `client`
+    /// (the connection's peer address; `None` when unknown).
+    pub async fn authenticate_from(
+        &self,
+        api_key: &str,
+        secret: &str,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<PartnerPrincipal, AuthError> {
+        let _ = client;
         let partner_id = partner_id_of_key(api_key).ok_or(AuthError::UnknownKey)?;
         if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
             return Err(AuthError::WrongSecret);
@@ -858,5 +879,67 @@ mod tests {
             Err(AuthError::Unavailable)
         );
         assert_eq!(auth.argon2_runs(), 0);
+    }
+
+    fn addr(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn wrong_secrets_from_one_address_do_not_throttle_the_owner_at_another() {
+        let f = Fixture::new().await;
+        // A fresh process: the owner's secret was never verified here.
+        let auth = authenticator(&f);
+        let key = f.key.as_str();
+        let wrong = generate_secret(&f.partner_id);
+        for i in 0..20 {
+            let r = auth
+                .authenticate_from(key, wrong.expose(), addr("203.0.113.7"), at(i))
+                .await;
+            assert!(r.is_err(), "{r:?}");
+        }
+        // The attacker's address is throttled after five hashes...
+        assert_eq!(auth.argon2_runs(), 5);
+        assert!(matches!(
+            auth.authenticate_from(key, wrong.expose(), addr("203.0.113.7"), at(21))
+                .await,
+            Err(AuthError::Throttled { .. })
+        ));
+        // ...while the owner, elsewhere, gets in with the right secret.
+        let principal = auth
+            .authenticate_from(key, f.secret.expose(), addr("198.51.100.2"), at(22))
+            .await
+            .expect("the owner is not locked out");
+        assert_eq!(principal.partner_id, f.partner_id);
+        assert_eq!(auth.argon2_runs(), 6);
+    }
+
+    #[tokio::test]
+    async fn wrong_secrets_from_many_addresses_hash_no_more_than_the_per_key_cap() {
+        let f = Fixture::new().await;
+        let config = PartnerAuthConfig {
+            max_failures_per_key: 12,
+            ..PartnerAuthConfig::default()
+        };
+        let auth = PartnerAuthenticator::new(f.store(), config);
+        let key = f.key.as_str();
+        let wrong = generate_secret(&f.partner_id);
+        for i in 0..40u8 {
+            let client = Some(IpAddr::from([192, 0, 2, i]));
+            let _ = auth
+                .authenticate_from(key, wrong.expose(), client, at(1))
+                .await;
+        }
+        assert_eq!(auth.argon2_runs(), 12);
+        // One IPv6 network (a /64) is one client, however many addresses it
+        // uses.
+        let auth = authenticator(&f);
+        for i in 0..20u16 {
+            let client = Some(IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, i]));
+            let _ = auth
+                .authenticate_from(key, wrong.expose(), client, at(1))
+                .await;
+        }
+        assert_eq!(auth.argon2_runs(), 5);
     }
 }
