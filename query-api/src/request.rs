@@ -1,7 +1,8 @@
 //! What every query goes through, in order ([`run`]):
 //!
 //! 1. for a partner, one token from its per-minute and per-day buckets —
-//!    the limiter and the bucket key (`api_key_id`) are the command API's,
+//!    the limiter and the bucket key (the partner, whichever of its keys
+//!    is used) are the command API's,
 //!    so one quota spans both APIs; `RateLimit-Policy` and `RateLimit` go on
 //!    whatever the response turns out to be, and an empty bucket is 429 with
 //!    `Retry-After`;
@@ -53,7 +54,7 @@ where
     let mut extra = Vec::new();
     if let Principal::Partner(partner) = principal {
         let policy = RateLimitPolicy::from(&partner.rate_limits);
-        let key = partner.api_key_id.to_string();
+        let key = basketry_command_api::command::rate_key(&partner.partner_id);
         match state.rate_limiter.acquire(&key, policy, Utc::now()).await {
             Ok(decision) => {
                 extra.extend(header("ratelimit-policy", &decision.policy_header(&policy)));

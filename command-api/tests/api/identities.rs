@@ -223,11 +223,18 @@ async fn a_request_stalled_past_the_release_of_its_reservation_loses(backend: Ba
         subscribed[0].data["subscription_id"],
         second.body["subscription_id"]
     );
-    assert_eq!(app.events("SubscriptionCharged").await.len(), 1, "one charge");
+    assert_eq!(
+        app.events("SubscriptionCharged").await.len(),
+        1,
+        "one charge"
+    );
     // The person can still see and use the one that won.
     let again = app.post(&path, &who, json!({})).await;
     again.assert_problem(409, "already_subscribed");
-    assert_eq!(again.body["subscription_id"], second.body["subscription_id"]);
+    assert_eq!(
+        again.body["subscription_id"],
+        second.body["subscription_id"]
+    );
 }
 
 #[tokio::test]
@@ -262,7 +269,11 @@ async fn a_monthly_fee_above_the_cap_is_422_naming_the_field() {
         )
         .await;
     r.assert_problem(422, "validation_failed");
-    assert_eq!(r.body["errors"][0]["field"], "pricing.monthly_fee", "{}", r.text);
+    assert_eq!(
+        r.body["errors"][0]["field"], "pricing.monthly_fee",
+        "{}",
+        r.text
+    );
 }
 
 // --------------------------------------------------------- finding 8b
@@ -357,14 +368,22 @@ async fn a_partner_subscription_charges_the_share_in_force_not_the_cached_one() 
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.body["revenue_share"]["partner_commission"], 9990, "{}", r.text);
+    assert_eq!(
+        r.body["revenue_share"]["partner_commission"], 9990,
+        "{}",
+        r.text
+    );
     let charges = app.events("SubscriptionCharged").await;
     let last = charges.last().expect("a charge");
     assert_eq!(last.data["partner_bps"], 1000);
     assert_eq!(last.data["partner_share"], 9990);
     let subscribed = app.events("SubscribedToTemplate").await;
     let last = subscribed.last().expect("a subscription");
-    assert_eq!(last.data["revenue_share"]["partner_bps"], 1000, "{}", last.data);
+    assert_eq!(
+        last.data["revenue_share"]["partner_bps"], 1000,
+        "{}",
+        last.data
+    );
 }
 
 // --------------------------------------------------------- finding 8e
@@ -388,7 +407,10 @@ async fn issue(app: &TestApp, partner_id: &str) -> crate::helpers::Resp {
 fn cred_of(r: &crate::helpers::Resp) -> Cred {
     Cred::Partner {
         key: r.body["api_key"].as_str().expect("api_key").to_string(),
-        secret: r.body["api_secret"].as_str().expect("api_secret").to_string(),
+        secret: r.body["api_secret"]
+            .as_str()
+            .expect("api_secret")
+            .to_string(),
     }
 }
 

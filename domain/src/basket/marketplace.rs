@@ -126,10 +126,15 @@ impl Pricing {
                 .map_or(Ok(Currency::INR), Currency::parse),
         );
         let fee = currency.and_then(|currency| {
-            c.check(
-                path(at, "monthly_fee"),
-                Money::new(input.monthly_fee.unwrap_or(0), currency),
-            )
+            let amount = input.monthly_fee.unwrap_or(0);
+            let capped = if amount > MAX_MONTHLY_FEE {
+                Err(ValueError::new(format!(
+                    "must be at most {MAX_MONTHLY_FEE} (minor units)"
+                )))
+            } else {
+                Money::new(amount, currency)
+            };
+            c.check(path(at, "monthly_fee"), capped)
         });
         let (Some(pricing_type), Some(fee)) = (pricing_type, fee) else {
             return Err(c.into_errors());
