@@ -337,6 +337,12 @@ pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Resul
         .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
 }
 
+/// The rate-limit bucket of a partner: one per partner, shared by all its
+/// keys, so that issuing more keys never raises its limits.
+pub fn rate_key(partner_id: &basketry_domain::PartnerId) -> String {
+    format!("partner:{partner_id}")
+}
+
 /// The rate-limit bucket and policy of `principal`: a partner's own limits,
 /// or `users` for a person (keyed `user:<user_id>`, which no partner key
 /// can be). Both APIs count against the same bucket.
@@ -346,7 +352,7 @@ pub fn rate_policy(
 ) -> Option<(String, RateLimitPolicy)> {
     match principal {
         Principal::Partner(p) => Some((
-            p.api_key_id.to_string(),
+            rate_key(&p.partner_id),
             RateLimitPolicy {
                 per_minute: p.rate_limits.requests_per_minute.get(),
                 per_day: p.rate_limits.requests_per_day.get(),

@@ -36,6 +36,11 @@ pub enum ApiError {
     /// 415: body that is not `application/json`.
     #[error("request body must be application/json")]
     UnsupportedMediaType,
+    /// 409 `already_subscribed` without the subscription's id: the person
+    /// already subscribes to the template, through a subscription the
+    /// caller may not read (another partner's, or the person's own).
+    #[error("this person already has a live subscription to this template")]
+    AlreadySubscribedUnnamed,
     /// 409: the stream kept moving under us after the bounded retries.
     #[error("the resource was changed concurrently; retry the request")]
     Concurrency,
@@ -74,6 +79,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::AlreadySubscribedUnnamed => "already_subscribed",
             ApiError::Concurrency => "concurrent_modification",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyInFlight => "idempotency_request_in_progress",
@@ -242,13 +248,16 @@ impl ResponseError for ApiError {
                 | DomainError::TemplateNotPublished
                 | DomainError::TemplateNeedsStrategy
                 | DomainError::SubscriptionCancelled
-                | DomainError::ApiKeyRevoked => StatusCode::CONFLICT,
+                | DomainError::ApiKeyRevoked
+                | DomainError::ReservationReleased => StatusCode::CONFLICT,
             },
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Concurrency | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
+            ApiError::Concurrency
+            | ApiError::IdempotencyInFlight
+            | ApiError::AlreadySubscribedUnnamed => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

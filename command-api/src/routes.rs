@@ -18,16 +18,18 @@ use basketry_domain::partner::{
     SecretHash, SetApiKeyStatus, UpdatePartnerConfig, UpdatePartnerConfigInput,
 };
 use basketry_domain::subscription::{
-    self, AllocationInput, BrokerAllocation, CancelSubscription, PartnerAttribution,
-    PauseSubscription, ResumeSubscription, SetBrokerAllocations, SubscribeToTemplate,
-    SubscriptionAggregate, SubscriptionEvent, SubscriptionState,
+    self, AbandonSubscription, AllocationInput, BrokerAllocation, CancelSubscription,
+    PartnerAttribution, PauseSubscription, ResumeSubscription, SetBrokerAllocations,
+    SubscribeToTemplate, SubscriptionAggregate, SubscriptionEvent, SubscriptionState,
 };
 use basketry_domain::user_link::{
     self, ReleaseTemplateSubscription, ReserveTemplateSubscription, UserLinkAggregate,
+    UserLinkEvent,
 };
 use basketry_domain::{
-    AllocationId, ApiKeyId, BasisPoints, BasketId, DecimalInput, DomainError, Email, FieldError,
-    PartnerId, Reason, StrategyId, SubscriptionId, TemplateId, UserId, ValidationErrors,
+    AllocationId, ApiKeyId, BasisPoints, BasketId, DecimalInput, DomainError, DomainEvent, Email,
+    FieldError, PartnerId, Reason, StrategyId, SubscriptionId, TemplateId, UserId,
+    ValidationErrors,
 };
 use basketry_store::{EventStore, StreamId};
 use chrono::{DateTime, Utc};
@@ -778,10 +780,41 @@ struct NewSubscription {
     allocations: Vec<BrokerAllocation>,
 }
 
+/// [`reserve_and_subscribe`], with a refusal for an existing subscription
+/// naming it only to a caller who may read it: the person (their own), or
+/// the partner that made it. Anyone else learns only that the person
+/// already subscribes, so a partner cannot probe for other partners'
+/// customers (ADR 0015).
+async fn subscribe_to(
+    store: &dyn EventStore,
+    meta: &CommandMeta,
+    template_id: TemplateId,
+    new: NewSubscription,
+) -> Result<crate::command::Executed<SubscriptionState, SubscriptionEvent>, ApiError> {
+    let partner = new.partner.as_ref().map(|p| p.partner_id.clone());
+    match reserve_and_subscribe(store, meta, template_id, new).await {
+        Err(ApiError::Domain(DomainError::AlreadySubscribed { subscription_id })) => {
+            let Some(partner_id) = partner else {
+                return Err(DomainError::AlreadySubscribed { subscription_id }.into());
+            };
+            let s = stream(subscription::stream_name(&subscription_id))?;
+            let existing = load::<SubscriptionAggregate>(store, &s).await?;
+            if existing.state.is_owned_by_partner(&partner_id) {
+                Err(DomainError::AlreadySubscribed { subscription_id }.into())
+            } else {
+                Err(ApiError::AlreadySubscribedUnnamed)
+            }
+        }
+        other => other,
+    }
+}
+
 /// Reserves (user, template) in the user's stream, then records the
 /// subscription. A reservation left by a cancelled subscription (a crash
-/// between cancel and release) is released and the reservation retried.
-async fn subscribe_to(
+/// between cancel and release) is released and the reservation retried;
+/// so is one whose subscription never appeared within
+/// [`ABANDONED_RESERVATION`], once its subscription stream is claimed.
+async fn reserve_and_subscribe(
     store: &dyn EventStore,
     meta: &CommandMeta,
     template_id: TemplateId,
@@ -822,8 +855,15 @@ async fn subscribe_to(
                     }
                     // Reserved but never written: another request is still
                     // on its way (the winner of a race), or one crashed
-                    // between its two appends long ago.
-                    None => reserved_before(store, &link_stream, existing, meta.now).await?,
+                    // between its two appends long ago. Before releasing,
+                    // claim its stream, so that the request, if it is only
+                    // slow, fails its `NoStream` append instead of making a
+                    // second live subscription.
+                    None => {
+                        reserved_before(store, &link_stream, existing, meta.now).await?
+                            && abandon(store, meta, &existing_stream, &new, template_id, existing)
+                                .await?
+                    }
                 };
                 if !stale {
                     return Err(DomainError::AlreadySubscribed {
@@ -868,15 +908,44 @@ async fn reserved_before(
     let events = store
         .read_stream(link_stream, basketry_store::Revision::START)
         .await?;
-    let id = subscription_id.to_string();
-    Ok(events
-        .iter()
-        .rev()
-        .find(|e| {
-            e.event_type == "TemplateSubscriptionReserved"
-                && e.data["subscription_id"].as_str() == Some(id.as_str())
-        })
-        .is_some_and(|e| e.metadata.recorded_at + ABANDONED_RESERVATION < now))
+    for e in events.iter().rev() {
+        let decoded = UserLinkEvent::from_stored(&e.event_type, e.schema_version, e.data.clone())
+            .map_err(|err| ApiError::Internal(format!("{link_stream}: {err}")))?;
+        if let UserLinkEvent::TemplateSubscriptionReserved(r) = decoded {
+            if r.subscription_id == subscription_id {
+                return Ok(e.metadata.recorded_at + ABANDONED_RESERVATION < now);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Claims the empty stream of the abandoned `subscription_id` with
+/// `SubscriptionAbandoned`. True when it is abandoned (now or before), so
+/// its reservation may go; false when its subscription appeared after all.
+async fn abandon(
+    store: &dyn EventStore,
+    meta: &CommandMeta,
+    subscription_stream: &StreamId,
+    new: &NewSubscription,
+    template_id: TemplateId,
+    subscription_id: SubscriptionId,
+) -> Result<bool, ApiError> {
+    let claimed = execute::<SubscriptionAggregate, _>(store, subscription_stream, meta, |_| {
+        Ok(AbandonSubscription {
+            actor: meta.actor.clone(),
+            subscription_id,
+            user_id: new.user_id,
+            template_id,
+            now: meta.now,
+        }
+        .into())
+    })
+    .await?;
+    Ok(match claimed.state.subscription {
+        Some(s) => s.status == basketry_domain::subscription::SubscriptionStatus::Cancelled,
+        None => claimed.state.abandoned,
+    })
 }
 
 async fn release(
@@ -1112,6 +1181,9 @@ async fn partner_subscribe(
             return Err(ValidationErrors(errors).into());
         };
         let user_id = UserId::from_email(&email);
+        // The share in force is the partner stream's, not the credential
+        // cache's (which other instances may hold for a while).
+        let partner_bps = partner_bps_in_force(state.store.as_ref(), p).await?;
         let executed = subscribe_to(
             state.store.as_ref(),
             &meta,
@@ -1123,7 +1195,7 @@ async fn partner_subscribe(
                     partner_id: p.partner_id.clone(),
                     api_key_id: p.api_key_id,
                     broker_id: p.broker_id.clone(),
-                    partner_bps: p.revenue_share.partner_bps(),
+                    partner_bps,
                 }),
                 allocations,
             },
@@ -1175,6 +1247,21 @@ fn owns(owner: &Owner<'_>, state: &SubscriptionState) -> bool {
         Owner::User(p) => state.is_owned_by_user(&p.user_id),
         Owner::Partner(p) => state.is_owned_by_partner(&p.partner_id),
     }
+}
+
+/// The revenue share in force for the partner `p` authenticated as: the
+/// one its stream holds now.
+async fn partner_bps_in_force(
+    store: &dyn EventStore,
+    p: &PartnerPrincipal,
+) -> Result<BasisPoints, ApiError> {
+    let s = stream(partner::stream_name(&p.partner_id))?;
+    let loaded = load::<PartnerAggregate>(store, &s).await?;
+    Ok(loaded
+        .state
+        .revenue_share()
+        .unwrap_or(p.revenue_share)
+        .partner_bps())
 }
 
 /// The partner's revenue share in force now, for charges made on resume.
@@ -1627,7 +1714,11 @@ async fn new_secret_hash(partner_id: &PartnerId) -> Result<(String, SecretHash),
 /// Register a partner and issue its key
 ///
 /// Admins. Answers the key and its secret; the secret is shown this once.
-/// 409 `already_exists` for a partner id that is taken.
+/// For a partner that exists, issues an additional key (its own id and
+/// secret) beside the partner's other keys, even if they are all revoked;
+/// the configuration members are then checked but not applied (change them
+/// with `PUT /admin/partner-api-keys/{api_key_id}`). Rate limits count all
+/// of a partner's keys together.
 #[utoipa::path(
     post,
     path = "/admin/partner-api-keys",
@@ -1688,9 +1779,15 @@ async fn create_api_key(
             now: meta.now,
         };
         // Register and issue in one append: a partner never exists without
-        // the key it was created for.
-        let executed = execute_many::<PartnerAggregate, _>(store, &s, &meta, |_| {
-            Ok(vec![register.clone().into(), issue.clone().into()])
+        // the key it was created for. A partner that exists gets one more
+        // key beside the ones it has (any of them suspended or revoked);
+        // its configuration is left as it is (ADR 0015).
+        let executed = execute_many::<PartnerAggregate, _>(store, &s, &meta, |loaded| {
+            if loaded.exists() {
+                Ok(vec![issue.clone().into()])
+            } else {
+                Ok(vec![register.clone().into(), issue.clone().into()])
+            }
         })
         .await?;
         auth.partners.invalidate_partner(&partner_id);

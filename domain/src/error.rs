@@ -115,7 +115,7 @@ pub enum DomainError {
     },
     /// 409 `already_subscribed`: the user already has a live subscription to
     /// the template; the existing one is named so a client can go to it.
-    #[error("already subscribed as {subscription_id}")]
+    #[error("this person already has a live subscription to this template")]
     AlreadySubscribed {
         /// The live subscription that blocks the new one.
         subscription_id: SubscriptionId,
@@ -152,6 +152,14 @@ pub enum DomainError {
     /// 409 `api_key_revoked`: a revoked key is final.
     #[error("api key is revoked")]
     ApiKeyRevoked,
+    /// 409 `reservation_released`: the request took so long that its
+    /// reservation of (user, template) was released as abandoned, so its
+    /// subscription is void; another request may have subscribed since.
+    #[error(
+        "this request took too long: its reservation of the template was released and no \
+         subscription was made; look at the person's subscriptions before retrying"
+    )]
+    ReservationReleased,
 }
 
 impl DomainError {
@@ -170,6 +178,7 @@ impl DomainError {
             DomainError::TemplateNeedsStrategy => "template_needs_strategy",
             DomainError::SubscriptionCancelled => "subscription_cancelled",
             DomainError::ApiKeyRevoked => "api_key_revoked",
+            DomainError::ReservationReleased => "reservation_released",
         }
     }
 
@@ -280,6 +289,7 @@ mod tests {
             DomainError::TemplateNeedsStrategy,
             DomainError::SubscriptionCancelled,
             DomainError::ApiKeyRevoked,
+            DomainError::ReservationReleased,
         ];
         let codes: std::collections::BTreeSet<_> = all.iter().map(DomainError::code).collect();
         assert_eq!(codes.len(), all.len());

@@ -155,29 +155,63 @@ impl Underlying {
 
 string_newtype!(Underlying);
 
-/// An e-mail address, lower-cased so that it identifies one person (the user
-/// id is derived from it).
+/// An e-mail address in the one spelling that identifies a person (the user
+/// id is derived from it), so that two addresses two different people can
+/// reach never share an id (ADR 0015):
+///
+/// * the local part (before `@`) is ASCII only — letters, digits and
+///   ``!#$%&'*+-/=?^_`{|}~``, dots between atoms — and is lower-cased the
+///   ASCII way; anything else (a KELVIN SIGN, a dotless i, full-width
+///   letters, quoted local parts) is refused, never folded;
+/// * the domain goes through IDNA (UTS 46, strict, as DNS resolves it) to
+///   its ASCII form: `ＥＸＡＭＰＬＥ.com` is `example.com`, which is the same
+///   host, while a mixed-script look-alike keeps its own `xn--` spelling.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
+/// Characters of a local part besides ASCII letters and digits (RFC 5322
+/// `atext`; dots are checked apart).
+const LOCAL_PART_SPECIALS: &str = "!#$%&'*+-/=?^_`{|}~";
+
 impl Email {
-    /// Trims, lower-cases and checks the basic shape `local@domain.tld`. Full
-    /// RFC 5322 is deliberately not attempted: the identity provider already
-    /// verified the address; this only catches typos and garbage.
+    /// Trims and normalises the address (see [`Email`]). Full RFC 5322 is
+    /// deliberately not attempted: the identity provider already verified
+    /// the address; this only fixes one spelling and refuses the rest.
     pub fn parse(text: &str) -> Result<Self, ValueError> {
-        let email = text.trim().to_lowercase();
+        let text = text.trim();
         let invalid = || ValueError::new("must be an e-mail address such as name@example.com");
-        if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
-        let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
+        let (local, domain) = text.split_once('@').ok_or_else(invalid)?;
+        if local.is_empty() || domain.is_empty() || domain.contains('@') {
+            return Err(invalid());
+        }
+        if !local.is_ascii() {
+            return Err(ValueError::new(
+                "the part before @ must be ASCII: letters, digits and !#$%&'*+-/=?^_`{|}~.",
+            ));
+        }
+        let atom_ok = |atom: &str| {
+            !atom.is_empty()
+                && atom
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || LOCAL_PART_SPECIALS.contains(c))
+        };
+        if local.len() > 64 || !local.split('.').all(atom_ok) {
+            return Err(invalid());
+        }
+        let domain = idna::domain_to_ascii_strict(domain).map_err(|_| invalid())?;
         let domain_ok = domain.contains('.')
-            && !domain.contains('@')
             && domain
                 .split('.')
                 .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
-        if local.is_empty() || local.len() > 64 || !domain_ok {
+        if !domain_ok {
+            return Err(invalid());
+        }
+        let email = format!("{}@{domain}", local.to_ascii_lowercase());
+        if email.len() > 254 {
             return Err(invalid());
         }
         Ok(Self(email))
@@ -345,6 +379,73 @@ mod tests {
             "bob@zebu..in",
             "bob@-zebu.in",
         ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_kelvin_sign_never_folds_into_an_ascii_k() {
+        // U+212A KELVIN SIGN lower-cases to `k` under Unicode rules; two
+        // different mailboxes must never share a user id.
+        let kelvin = Email::parse("\u{212A}im@example.com");
+        assert!(kelvin.is_err(), "{kelvin:?}");
+        assert_eq!(
+            Email::parse("KIM@example.com").unwrap().as_str(),
+            "kim@example.com"
+        );
+    }
+
+    #[test]
+    fn dotless_i_and_full_width_letters_in_the_local_part_are_refused() {
+        for bad in [
+            "\u{0131}van@example.com", // dotless i
+            "\u{0130}VAN@example.com", // capital I with dot
+            "\u{FF41}sha@example.com", // full-width a
+            "\u{FF21}SHA@example.com", // full-width A
+            "\u{0430}sha@example.com", // Cyrillic a
+            "\"quoted\"@example.com",
+            ".asha@example.com",
+            "asha.@example.com",
+            "as..ha@example.com",
+        ] {
+            let parsed = Email::parse(bad);
+            assert!(parsed.is_err(), "{bad}: {parsed:?}");
+        }
+        let err = Email::parse("\u{0131}van@example.com").unwrap_err();
+        assert!(err.message().contains("ASCII"), "{err}");
+    }
+
+    #[test]
+    fn the_domain_is_folded_by_idna_to_its_ascii_form() {
+        // Full-width letters and the KELVIN SIGN in a domain name are the
+        // same DNS name as their ASCII letters (UTS 46 mapping), so they reach
+        // the same mailbox and are the same person.
+        let ascii = Email::parse("asha@example.com").unwrap();
+        for same in [
+            "asha@EXAMPLE.com",
+            "asha@\u{FF45}xample.com",
+            "asha@example.co\u{FF4D}",
+        ] {
+            assert_eq!(Email::parse(same).unwrap(), ascii, "{same}");
+        }
+        assert_eq!(
+            Email::parse("asha@\u{212A}ite.in").unwrap().as_str(),
+            "asha@kite.in"
+        );
+        // A mixed-script look-alike (Cyrillic a) is another domain: it keeps
+        // its own punycode spelling and never shares the ASCII one's id.
+        let lookalike = Email::parse("asha@ex\u{0430}mple.com").unwrap();
+        assert!(lookalike.as_str().starts_with("asha@xn--"), "{lookalike}");
+        assert_ne!(lookalike, ascii);
+        assert_ne!(
+            crate::UserId::from_email(&lookalike),
+            crate::UserId::from_email(&ascii)
+        );
+        // Dotless i in a domain is another domain too.
+        let dotless = Email::parse("asha@\u{0131}bm.com").unwrap();
+        assert_ne!(dotless, Email::parse("asha@ibm.com").unwrap());
+        // Domains IDNA refuses are refused.
+        for bad in ["asha@exa_mple.com", "asha@example.com.", "asha@xn--a.com"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -39,7 +39,9 @@ fn every_basket_event_type_round_trips_through_the_codec() {
 
 #[test]
 fn every_subscription_event_type_round_trips_through_the_codec() {
-    assert_codec(&common::subscription_story());
+    let mut story = common::subscription_story();
+    story.extend(common::abandoned_subscription_story());
+    assert_codec(&story);
 }
 
 #[test]

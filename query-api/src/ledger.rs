@@ -314,8 +314,9 @@ impl Totals {
         })
     }
 
-    /// Sums `lines` per currency, in currency order.
-    fn of_lines(lines: &[LedgerLine]) -> Vec<Totals> {
+    /// Sums `lines` per currency, in currency order; `None` when a sum does
+    /// not fit in an `i64` (never wrapped).
+    fn of_lines(lines: &[LedgerLine]) -> Option<Vec<Totals>> {
         let mut by_currency: std::collections::BTreeMap<&str, Totals> = Default::default();
         for line in lines {
             let t = by_currency
@@ -324,12 +325,32 @@ impl Totals {
                     currency: line.currency.clone(),
                     ..Totals::default()
                 });
-            t.gross += line.amount;
-            t.platform_share += line.platform_share;
-            t.partner_share += line.partner_share;
+            t.gross = t.gross.checked_add(line.amount)?;
+            t.platform_share = t.platform_share.checked_add(line.platform_share)?;
+            t.partner_share = t.partner_share.checked_add(line.partner_share)?;
             t.count += 1;
         }
-        by_currency.into_values().collect()
+        Some(by_currency.into_values().collect())
+    }
+}
+
+/// The 422 of a range whose sums do not fit in 64-bit minor units.
+fn totals_overflow() -> QueryError {
+    QueryError::invalid(
+        "to",
+        "the totals of this range do not fit in 64-bit minor units; ask for a shorter range",
+    )
+}
+
+/// Whether the database refused a sum because it overflowed 64 bits
+/// (PostgreSQL `numeric_value_out_of_range` casting the exact sum to BIGINT;
+/// SQLite's integer SUM).
+fn is_sum_overflow(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("22003") || db.message().contains("integer overflow")
+        }
+        _ => false,
     }
 }
 
@@ -431,7 +452,14 @@ async fn ledger(
     let totals = sums
         .query()
         .fetch_all(&mut *tx)
-        .await?
+        .await
+        .map_err(|e| {
+            if is_sum_overflow(&e) {
+                totals_overflow()
+            } else {
+                e.into()
+            }
+        })?
         .iter()
         .map(|row| {
             Ok(Totals {
@@ -692,6 +720,9 @@ impl Statement {
         // One statement, one read: the lines, their totals and their digest
         // all come from the same rows.
         let lines = all_lines(db, &filter).await?;
+        if Totals::of_lines(&lines).is_none() {
+            return Err(totals_overflow());
+        }
         Ok(Self {
             partner_id: partner_id.to_string(),
             month: month.to_string(),
@@ -708,7 +739,16 @@ impl Statement {
 
     /// The JSON document.
     pub fn view(&self) -> Value {
-        let (totals, by_currency, count) = totals_members(&Totals::of_lines(&self.lines));
+        // `load` refuses a month whose sums overflow; one built otherwise
+        // shows no headline sums rather than wrapped ones.
+        let (totals, by_currency, count) = match Totals::of_lines(&self.lines) {
+            Some(totals) => totals_members(&totals),
+            None => (
+                json!({"gross": null, "platform_share": null, "partner_share": null, "currency": null}),
+                Value::Null,
+                i64::try_from(self.lines.len()).unwrap_or(i64::MAX),
+            ),
+        };
         let last_day = self.next.pred_opt().unwrap_or(self.first);
         json!({
             "partner_id": self.partner_id,
@@ -794,7 +834,7 @@ mod tests {
     #[test]
     fn totals_sum_per_currency() {
         let lines = [line("a", 1, 99900), line("b", 2, 100)];
-        let totals = Totals::of_lines(&lines);
+        let totals = Totals::of_lines(&lines).unwrap();
         let (headline, by_currency, count) = totals_members(&totals);
         assert_eq!(headline["gross"], 100000);
         assert_eq!(headline["currency"], "INR");
@@ -802,6 +842,25 @@ mod tests {
         assert_eq!(count, 2);
         let (empty, _, zero) = totals_members(&[]);
         assert_eq!((empty["gross"].clone(), zero), (json!(0), 0));
+    }
+
+    #[test]
+    fn totals_that_overflow_are_refused_not_wrapped() {
+        let mut big = line("a", 1, 0);
+        big.amount = i64::MAX;
+        big.platform_share = i64::MAX;
+        let lines = [big, line("b", 2, 10)];
+        assert_eq!(Totals::of_lines(&lines), None);
+        let statement = Statement {
+            partner_id: "ZEBU".into(),
+            month: "2026-10".into(),
+            first: NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+            next: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            lines: lines.to_vec(),
+        };
+        assert_eq!(statement.view()["totals"]["gross"], Value::Null);
+        let (status, _, body) = totals_overflow().problem();
+        assert_eq!(status.as_u16(), 422, "{body}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What every query goes through, in order ([`run`]):
 //!
 //! 1. one token from the caller's per-minute and per-day buckets — a
-//!    partner's own limits, a person's `BASKETRY_USER_RATE_LIMIT_PER_MINUTE`;
+//!    partner's own limits (one bucket per partner, whichever of its keys
+//!    is used), a person's `BASKETRY_USER_RATE_LIMIT_PER_MINUTE`;
 //!    the limiter, the bucket key and the clock are the command API's
 //!    ([`basketry_command_api::command::rate_policy`]), so one quota spans
 //!    both APIs; `RateLimit-Policy` and `RateLimit` go on

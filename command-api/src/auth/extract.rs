@@ -172,13 +172,27 @@ pub async fn authenticate(
     headers: &HeaderMap,
     now: DateTime<Utc>,
 ) -> Result<Principal, AuthError> {
+    authenticate_from(state, headers, None, now).await
+}
+
+/// [`authenticate`] for a request from `client` (the connection's peer,
+/// which the partner failure throttle counts by; `None` when unknown).
+pub async fn authenticate_from(
+    state: &AuthState,
+    headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<Principal, AuthError> {
     let token = bearer_token(headers)?;
     if token.starts_with("pk_") {
         let secret_header = HeaderName::from_static(PARTNER_SECRET_HEADER);
         let secret = single_header(headers, &secret_header)?
             .filter(|s| !s.is_empty())
             .ok_or(AuthError::Missing)?;
-        let partner = state.partners.authenticate(token, secret, now).await?;
+        let partner = state
+            .partners
+            .authenticate_from(token, secret, client, now)
+            .await?;
         Ok(Principal::Partner(partner))
     } else {
         let person = state.jwt.verify(token, now).await?;
@@ -206,7 +220,8 @@ impl FromRequest for Principal {
             let now = req
                 .app_data::<web::Data<crate::command::AppState>>()
                 .map_or_else(Utc::now, |s| s.clock.now());
-            let principal = authenticate(&state, req.headers(), now).await?;
+            let client = req.peer_addr().map(|a| a.ip());
+            let principal = authenticate_from(&state, req.headers(), client, now).await?;
             let mut extensions = req.extensions_mut();
             if let Principal::Partner(partner) = &principal {
                 if let Some(usage) = req.app_data::<web::Data<crate::auth::usage::UsageLog>>() {

@@ -39,6 +39,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -93,12 +94,18 @@ pub struct PartnerAuthConfig {
     /// again (default 10 s): the bound on how long another instance accepts
     /// a revoked key.
     pub cache_ttl: Duration,
-    /// Wrong secrets allowed per key per window (default 5).
+    /// Wrong secrets allowed per key and client per window (default 5). A
+    /// client is the connection's peer address, an IPv6 one by its /64.
     pub max_failures: u32,
     /// The window of `max_failures` (default 60 s). The window starts at the
     /// first failure; once `max_failures` are reached the key is refused
-    /// until it ends, even with the right secret.
+    /// *to that client* until it ends, even with the right secret, so a
+    /// flood from one client cannot lock the partner out everywhere.
     pub failure_window: Duration,
+    /// Wrong secrets allowed per key per window from all clients together
+    /// (default 100): the bound on the argon2 work one key id can cause,
+    /// high enough that a few flooding clients never reach it.
+    pub max_failures_per_key: u32,
     /// How long a credential verified once stays *proven* (default 1 h):
     /// after `cache_ttl` the partner stream is read again (status, current
     /// hashes) but argon2 is not run again while the hash it matched is
@@ -119,6 +126,7 @@ impl Default for PartnerAuthConfig {
             failure_window: Duration::from_secs(60),
             proven_ttl: Duration::from_secs(3600),
             max_cache_entries: 10_000,
+            max_failures_per_key: 100,
         }
     }
 }
@@ -159,6 +167,7 @@ struct Inner {
     proven_ttl: TimeDelta,
     failure_window: TimeDelta,
     max_failures: u32,
+    max_failures_per_key: u32,
     max_cache_entries: usize,
     mac_key: [u8; 32],
     shared: Mutex<Shared>,
@@ -182,6 +191,32 @@ impl fmt::Debug for PartnerAuthenticator {
             .field("max_failures", &self.inner.max_failures)
             .field("failure_window", &self.inner.failure_window)
             .finish_non_exhaustive()
+    }
+}
+
+/// The two failure counters an attempt counts against: the key's from this
+/// client, and the key's from every client.
+struct Buckets {
+    client: String,
+    key: String,
+}
+
+impl Buckets {
+    fn new(api_key: &str, client: Option<IpAddr>) -> Self {
+        // An IPv6 client is its /64: one host is given a whole /64, so
+        // counting its addresses one by one would count nothing.
+        let client = match client.map(|ip| ip.to_canonical()) {
+            None => "unknown".to_owned(),
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        };
+        Self {
+            client: format!("{api_key} {client}"),
+            key: api_key.to_owned(),
+        }
     }
 }
 
@@ -242,6 +277,7 @@ impl PartnerAuthenticator {
                 proven_ttl: delta(config.proven_ttl),
                 failure_window: delta(config.failure_window),
                 max_failures: config.max_failures,
+                max_failures_per_key: config.max_failures_per_key,
                 max_cache_entries: config.max_cache_entries,
                 mac_key,
                 shared: Mutex::new(Shared::default()),
@@ -277,22 +313,31 @@ impl PartnerAuthenticator {
         mac.finalize().into_bytes().into()
     }
 
-    /// `Some(seconds to wait)` when `api_key` has used up its failures.
-    fn throttled(&self, shared: &Shared, api_key: &str, now: DateTime<Utc>) -> Option<u64> {
-        let window = shared.failures.get(api_key)?;
-        let ends = after(window.started, self.inner.failure_window);
-        (now < ends && window.count >= self.inner.max_failures).then(|| seconds_until(ends, now))
+    /// Seconds until `buckets` may try again, if either is spent.
+    fn throttled(&self, shared: &Shared, buckets: &Buckets, now: DateTime<Utc>) -> Option<u64> {
+        [
+            (&buckets.client, self.inner.max_failures),
+            (&buckets.key, self.inner.max_failures_per_key),
+        ]
+        .into_iter()
+        .filter_map(|(bucket, max)| {
+            let window = shared.failures.get(bucket)?;
+            let ends = after(window.started, self.inner.failure_window);
+            (now < ends && window.count >= max).then(|| seconds_until(ends, now))
+        })
+        .max()
     }
 
-    /// Counts one failure for `api_key` ahead of a verification, refusing
-    /// when none is left. Gives the window's start, to undo it on success.
+    /// Counts one failure against both buckets ahead of a verification,
+    /// refusing when either has none left. Gives the windows' starts, to
+    /// undo it on success.
     fn reserve_failure(
         &self,
-        api_key: &str,
+        buckets: &Buckets,
         now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, AuthError> {
+    ) -> Result<[DateTime<Utc>; 2], AuthError> {
         let mut shared = lock(&self.inner.shared);
-        if let Some(retry_after_secs) = self.throttled(&shared, api_key, now) {
+        if let Some(retry_after_secs) = self.throttled(&shared, buckets, now) {
             return Err(AuthError::Throttled { retry_after_secs });
         }
         if shared.failures.len() > SWEEP_FAILURES_ABOVE {
@@ -301,31 +346,37 @@ impl PartnerAuthenticator {
                 .failures
                 .retain(|_, w| now < after(w.started, window));
         }
-        let window = shared
-            .failures
-            .entry(api_key.to_owned())
-            .or_insert(FailureWindow {
-                started: now,
-                count: 0,
-            });
-        if now >= after(window.started, self.inner.failure_window) {
-            *window = FailureWindow {
-                started: now,
-                count: 0,
-            };
+        let mut starts = [now; 2];
+        for (start, bucket) in starts.iter_mut().zip([&buckets.client, &buckets.key]) {
+            let window = shared
+                .failures
+                .entry(bucket.clone())
+                .or_insert(FailureWindow {
+                    started: now,
+                    count: 0,
+                });
+            if now >= after(window.started, self.inner.failure_window) {
+                *window = FailureWindow {
+                    started: now,
+                    count: 0,
+                };
+            }
+            window.count += 1;
+            *start = window.started;
         }
-        window.count += 1;
-        Ok(window.started)
+        Ok(starts)
     }
 
     /// Undoes [`Self::reserve_failure`] after a successful verification.
-    fn release_failure(&self, api_key: &str, started: DateTime<Utc>) {
+    fn release_failure(&self, buckets: &Buckets, starts: [DateTime<Utc>; 2]) {
         let mut shared = lock(&self.inner.shared);
-        if let Some(window) = shared.failures.get_mut(api_key) {
-            if window.started == started {
-                window.count = window.count.saturating_sub(1);
-                if window.count == 0 {
-                    shared.failures.remove(api_key);
+        for (bucket, started) in [&buckets.client, &buckets.key].into_iter().zip(starts) {
+            if let Some(window) = shared.failures.get_mut(bucket) {
+                if window.started == started {
+                    window.count = window.count.saturating_sub(1);
+                    if window.count == 0 {
+                        shared.failures.remove(bucket);
+                    }
                 }
             }
         }
@@ -393,6 +444,19 @@ impl PartnerAuthenticator {
         secret: &str,
         now: DateTime<Utc>,
     ) -> Result<PartnerPrincipal, AuthError> {
+        self.authenticate_from(api_key, secret, None, now).await
+    }
+
+    /// [`PartnerAuthenticator::authenticate`] for a request from `client`
+    /// (the connection's peer address; `None` when unknown).
+    pub async fn authenticate_from(
+        &self,
+        api_key: &str,
+        secret: &str,
+        client: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<PartnerPrincipal, AuthError> {
+        let buckets = Buckets::new(api_key, client);
         let partner_id = partner_id_of_key(api_key).ok_or(AuthError::UnknownKey)?;
         if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
             return Err(AuthError::WrongSecret);
@@ -408,7 +472,7 @@ impl PartnerAuthenticator {
         // argon2, throttled or not.
         let proven = self.proven(&key, now);
         if proven.is_none() {
-            if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), api_key, now)
+            if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), &buckets, now)
             {
                 return Err(AuthError::Throttled { retry_after_secs });
             }
@@ -476,13 +540,13 @@ impl PartnerAuthenticator {
             }
             // The hash it matched is no longer accepted (rotated out): an
             // ordinary attempt from here on.
-            if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), api_key, now)
+            if let Some(retry_after_secs) = self.throttled(&lock(&self.inner.shared), &buckets, now)
             {
                 return Err(AuthError::Throttled { retry_after_secs });
             }
         }
 
-        let window = self.reserve_failure(api_key, now)?;
+        let window = self.reserve_failure(&buckets, now)?;
         let inner = Arc::clone(&self.inner);
         let presented = secret.to_owned();
         let hashes = candidates.clone();
@@ -502,7 +566,7 @@ impl PartnerAuthenticator {
             tracing::info!(partner_id = %partner_id, api_key_id = %api.api_key_id, "partner secret refused");
             return Err(AuthError::WrongSecret);
         };
-        self.release_failure(api_key, window);
+        self.release_failure(&buckets, window);
         let entry = CacheEntry {
             principal: principal.clone(),
             expires_at: trusted_until(index),
@@ -858,5 +922,67 @@ mod tests {
             Err(AuthError::Unavailable)
         );
         assert_eq!(auth.argon2_runs(), 0);
+    }
+
+    fn addr(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn wrong_secrets_from_one_address_do_not_throttle_the_owner_at_another() {
+        let f = Fixture::new().await;
+        // A fresh process: the owner's secret was never verified here.
+        let auth = authenticator(&f);
+        let key = f.key.as_str();
+        let wrong = generate_secret(&f.partner_id);
+        for i in 0..20 {
+            let r = auth
+                .authenticate_from(key, wrong.expose(), addr("203.0.113.7"), at(i))
+                .await;
+            assert!(r.is_err(), "{r:?}");
+        }
+        // The attacker's address is throttled after five hashes...
+        assert_eq!(auth.argon2_runs(), 5);
+        assert!(matches!(
+            auth.authenticate_from(key, wrong.expose(), addr("203.0.113.7"), at(21))
+                .await,
+            Err(AuthError::Throttled { .. })
+        ));
+        // ...while the owner, elsewhere, gets in with the right secret.
+        let principal = auth
+            .authenticate_from(key, f.secret.expose(), addr("198.51.100.2"), at(22))
+            .await
+            .expect("the owner is not locked out");
+        assert_eq!(principal.partner_id, f.partner_id);
+        assert_eq!(auth.argon2_runs(), 6);
+    }
+
+    #[tokio::test]
+    async fn wrong_secrets_from_many_addresses_hash_no_more_than_the_per_key_cap() {
+        let f = Fixture::new().await;
+        let config = PartnerAuthConfig {
+            max_failures_per_key: 12,
+            ..PartnerAuthConfig::default()
+        };
+        let auth = PartnerAuthenticator::new(f.store(), config);
+        let key = f.key.as_str();
+        let wrong = generate_secret(&f.partner_id);
+        for i in 0..40u8 {
+            let client = Some(IpAddr::from([192, 0, 2, i]));
+            let _ = auth
+                .authenticate_from(key, wrong.expose(), client, at(1))
+                .await;
+        }
+        assert_eq!(auth.argon2_runs(), 12);
+        // One IPv6 network (a /64) is one client, however many addresses it
+        // uses.
+        let auth = authenticator(&f);
+        for i in 0..20u16 {
+            let client = Some(IpAddr::from([0x2001, 0xdb8, 0, 7, 0, 0, 0, i]));
+            let _ = auth
+                .authenticate_from(key, wrong.expose(), client, at(1))
+                .await;
+        }
+        assert_eq!(auth.argon2_runs(), 5);
     }
 }

@@ -336,6 +336,18 @@ pub async fn spawn_app_with_auth(
     jwt: JwtVerifier,
     partner_config: PartnerAuthConfig,
 ) -> Option<(TestApp, PartnerAuthenticator)> {
+    spawn_app_wrapped(backend, jwt, partner_config, |store| store).await
+}
+
+/// [`spawn_app_with_auth`] with the event store the app writes to replaced
+/// by `wrap(store)`: a test's store wrapper, or another app's store (a
+/// second instance of one deployment).
+pub async fn spawn_app_wrapped(
+    backend: Backend,
+    jwt: JwtVerifier,
+    partner_config: PartnerAuthConfig,
+    wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+) -> Option<(TestApp, PartnerAuthenticator)> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, idempotency, rate_limiter, pg): Stores = match backend {
         Backend::Sqlite => (
@@ -374,6 +386,7 @@ pub async fn spawn_app_with_auth(
             )
         }
     };
+    let store = wrap(store);
     let clock = Clock::system();
     let partners = PartnerAuthenticator::new(Arc::clone(&store), partner_config);
     let auth = AuthState {

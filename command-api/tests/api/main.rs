@@ -5,6 +5,7 @@ mod billing;
 mod errors;
 mod helpers;
 mod hostile;
+mod identities;
 mod openapi;
 mod partners;
 mod security;

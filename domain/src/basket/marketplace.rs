@@ -60,6 +60,11 @@ struct PricingRepr {
     currency: Currency,
 }
 
+/// The largest monthly fee a template may ask, in minor units (₹10 crore
+/// in paise): far above any real fee, and low enough that the sums of a
+/// ledger stay far from `i64::MAX` (see ADR 0015).
+pub const MAX_MONTHLY_FEE: i64 = 10_000_000_000;
+
 impl Pricing {
     /// A free template.
     pub const fn free(currency: Currency) -> Self {
@@ -121,10 +126,15 @@ impl Pricing {
                 .map_or(Ok(Currency::INR), Currency::parse),
         );
         let fee = currency.and_then(|currency| {
-            c.check(
-                path(at, "monthly_fee"),
-                Money::new(input.monthly_fee.unwrap_or(0), currency),
-            )
+            let amount = input.monthly_fee.unwrap_or(0);
+            let capped = if amount > MAX_MONTHLY_FEE {
+                Err(ValueError::new(format!(
+                    "must be at most {MAX_MONTHLY_FEE} (minor units)"
+                )))
+            } else {
+                Money::new(amount, currency)
+            };
+            c.check(path(at, "monthly_fee"), capped)
         });
         let (Some(pricing_type), Some(fee)) = (pricing_type, fee) else {
             return Err(c.into_errors());
@@ -281,5 +291,15 @@ mod tests {
         let err = parse_tags(&dup, "tags").unwrap_err();
         assert!(err.has_field("tags[1]"));
         assert!(err.has_field("tags[2]"));
+    }
+
+    #[test]
+    fn a_monthly_fee_above_the_cap_is_refused_naming_the_field() {
+        let at_cap = Pricing::parse(&pricing("PAID", Some(MAX_MONTHLY_FEE)), "pricing").unwrap();
+        assert_eq!(at_cap.monthly_fee().amount_minor(), 10_000_000_000);
+        for fee in [MAX_MONTHLY_FEE + 1, i64::MAX] {
+            let err = Pricing::parse(&pricing("PAID", Some(fee)), "pricing").unwrap_err();
+            assert!(err.has_field("pricing.monthly_fee"), "{err}");
+        }
     }
 }

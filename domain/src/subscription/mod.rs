@@ -16,7 +16,10 @@
 //! time and charged at once.
 //!
 //! At most one live subscription per (user, template) is enforced by the
-//! [`crate::user_link`] aggregate, appended before this stream.
+//! [`crate::user_link`] aggregate, appended before this stream. A
+//! reservation whose subscription never appeared is released only after
+//! [`AbandonSubscription`] has claimed the subscription's empty stream, so
+//! the late request that reserved it can no longer create it (ADR 0015).
 
 mod allocation;
 #[cfg(test)]
@@ -138,6 +141,9 @@ pub struct Subscription {
 pub struct SubscriptionState {
     /// The subscription, once created.
     pub subscription: Option<Subscription>,
+    /// Set when the id was abandoned before any subscription was recorded
+    /// (`SubscriptionAbandoned`): it can never be created any more.
+    pub abandoned: bool,
 }
 
 impl SubscriptionState {
@@ -252,6 +258,24 @@ pub struct ChargeDue {
     pub partner_bps_now: Option<BasisPoints>,
 }
 
+/// Claims the empty stream of a subscription whose reservation is being
+/// released as abandoned, so that the request that reserved it, however
+/// late, can no longer create it. Records nothing when the subscription
+/// exists (the caller then keeps the reservation) or was abandoned already.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbandonSubscription {
+    /// Who releases the reservation.
+    pub actor: Actor,
+    /// The subscription id the reservation named.
+    pub subscription_id: SubscriptionId,
+    /// Its subscriber.
+    pub user_id: UserId,
+    /// Its template.
+    pub template_id: TemplateId,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
 /// Everything the subscription aggregate can be asked to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubscriptionCommand {
@@ -267,6 +291,8 @@ pub enum SubscriptionCommand {
     SetBrokerAllocations(SetBrokerAllocations),
     /// See [`ChargeDue`].
     ChargeDue(ChargeDue),
+    /// See [`AbandonSubscription`].
+    AbandonSubscription(AbandonSubscription),
 }
 
 enum_from!(SubscriptionCommand {
@@ -276,6 +302,7 @@ enum_from!(SubscriptionCommand {
     CancelSubscription,
     SetBrokerAllocations,
     ChargeDue,
+    AbandonSubscription,
 });
 
 // ---------------------------------------------------------------- events
@@ -442,6 +469,22 @@ pub struct SubscriptionCharged {
     pub charged_at: DateTime<Utc>,
 }
 
+/// A subscription id whose reservation was released before the subscription
+/// was recorded: the stream is claimed so that it is never created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionAbandoned {
+    /// The subscription id that will never be used.
+    pub subscription_id: SubscriptionId,
+    /// The template it was reserved for.
+    pub template_id: TemplateId,
+    /// The user it was reserved for.
+    pub user_id: UserId,
+    /// Who abandoned it (the request that released the reservation).
+    pub actor: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
 /// Production upcasters of subscription events (none yet: every type is at v1).
 pub const SUBSCRIPTION_UPCASTERS: &[crate::event::Upcaster] = &[];
 
@@ -460,6 +503,8 @@ domain_events! {
         BrokerAllocationsSet = 1,
         /// See [`SubscriptionCharged`].
         SubscriptionCharged = 1,
+        /// See [`SubscriptionAbandoned`].
+        SubscriptionAbandoned = 1,
     }
 }
 
@@ -499,6 +544,7 @@ pub fn decide(
         SubscriptionCommand::CancelSubscription(c) => cancel(state, c),
         SubscriptionCommand::SetBrokerAllocations(c) => set_allocations(state, c),
         SubscriptionCommand::ChargeDue(c) => charge_due(state, c),
+        SubscriptionCommand::AbandonSubscription(c) => abandon(state, c),
     }
 }
 
@@ -607,6 +653,9 @@ fn subscribe(
         return Err(DomainError::AlreadySubscribed {
             subscription_id: existing.subscription_id,
         });
+    }
+    if state.abandoned {
+        return Err(DomainError::ReservationReleased);
     }
     let allowed = match (&c.actor, &c.partner) {
         (Actor::User { user_id }, None) => *user_id == c.user_id,
@@ -794,6 +843,23 @@ fn charge_due(
     Ok(events)
 }
 
+fn abandon(
+    state: &SubscriptionState,
+    c: AbandonSubscription,
+) -> Result<Vec<SubscriptionEvent>, DomainError> {
+    if state.subscription.is_some() || state.abandoned {
+        return Ok(vec![]);
+    }
+    Ok(vec![SubscriptionAbandoned {
+        subscription_id: c.subscription_id,
+        template_id: c.template_id,
+        user_id: c.user_id,
+        actor: c.actor,
+        at: c.now,
+    }
+    .into()])
+}
+
 // ---------------------------------------------------------------- evolve
 
 /// Applies one subscription event.
@@ -836,6 +902,10 @@ pub fn evolve(mut state: SubscriptionState, event: &SubscriptionEvent) -> Subscr
         });
         return state;
     }
+    if let SubscriptionEvent::SubscriptionAbandoned(_) = event {
+        state.abandoned = state.subscription.is_none();
+        return state;
+    }
     let Some(sub) = state.subscription.as_mut() else {
         return state;
     };
@@ -850,7 +920,8 @@ pub fn evolve(mut state: SubscriptionState, event: &SubscriptionEvent) -> Subscr
         sub.status = to;
     };
     match event {
-        SubscriptionEvent::SubscribedToTemplate(_) => {}
+        SubscriptionEvent::SubscribedToTemplate(_)
+        | SubscriptionEvent::SubscriptionAbandoned(_) => {}
         SubscriptionEvent::SubscriptionPaused(e) => {
             record(SubscriptionStatus::Paused, &e.actor, &e.reason, e.at);
         }

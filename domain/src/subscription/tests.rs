@@ -877,3 +877,71 @@ fn a_billing_run_charges_at_most_a_bounded_number_of_periods_and_the_next_run_co
 fn the_stream_of_a_subscription_is_named_after_its_id() {
     assert_eq!(stream_name(&sub_id()), format!("subscription-{}", sub_id()));
 }
+
+// ------------------------------------------------------------ AbandonSubscription
+
+fn abandon_cmd() -> SubscriptionCommand {
+    AbandonSubscription {
+        actor: user(),
+        subscription_id: sub_id(),
+        user_id: user_id(),
+        template_id: template_id(),
+        now: anchor() + TimeDelta::seconds(61),
+    }
+    .into()
+}
+
+fn abandoned() -> SubscriptionEvent {
+    SubscriptionAbandoned {
+        subscription_id: sub_id(),
+        template_id: template_id(),
+        user_id: user_id(),
+        actor: user(),
+        at: anchor() + TimeDelta::seconds(61),
+    }
+    .into()
+}
+
+#[test]
+fn abandoning_an_empty_subscription_stream_claims_it() {
+    let state = given([]).when(abandon_cmd()).then([abandoned()]);
+    assert!(state.abandoned);
+    assert_eq!(state.subscription, None);
+}
+
+#[test]
+fn a_late_subscribe_on_an_abandoned_stream_is_refused() {
+    given([abandoned()])
+        .when(subscribe_cmd(user(), paid_terms(), None))
+        .then_err(DomainError::ReservationReleased);
+}
+
+#[test]
+fn abandoning_a_subscription_that_exists_or_was_abandoned_records_nothing() {
+    let state = given(direct_history()).when(abandon_cmd()).then([]);
+    assert!(!state.abandoned);
+    given([abandoned()]).when(abandon_cmd()).then([]);
+}
+
+#[test]
+fn an_abandoned_stream_has_nothing_to_manage_or_bill() {
+    given([abandoned()])
+        .when(
+            PauseSubscription {
+                actor: user(),
+                reason: None,
+                now: anchor(),
+            }
+            .into(),
+        )
+        .then_err(not_found());
+    given([abandoned()])
+        .when(
+            ChargeDue {
+                as_of: anchor() + TimeDelta::days(90),
+                partner_bps_now: None,
+            }
+            .into(),
+        )
+        .then_err(not_found());
+}

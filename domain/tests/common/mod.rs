@@ -286,6 +286,19 @@ pub fn subscription_story() -> Vec<SubscriptionEvent> {
     ])
 }
 
+/// A subscription id whose reservation was released before it was
+/// recorded (another stream than [`subscription_story`]'s).
+pub fn abandoned_subscription_story() -> Vec<SubscriptionEvent> {
+    run::<SubscriptionAggregate>([subscription::AbandonSubscription {
+        actor: user(),
+        subscription_id: SubscriptionId::from_uuid(Uuid::from_u128(201)),
+        user_id: UserId::from_email(&email()),
+        template_id: basket_id(),
+        now: at("2026-01-31T10:01:01Z"),
+    }
+    .into()])
+}
+
 /// A user's reservations that record every user-link event type.
 pub fn user_link_story() -> Vec<UserLinkEvent> {
     let user_id = UserId::from_email(&email());

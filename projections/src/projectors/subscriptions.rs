@@ -152,6 +152,9 @@ impl Projector for SubscriptionsProjector {
                 .await?;
                 one_row(result, event, "subscription")?;
             }
+            // A subscription id claimed so that it is never created: there
+            // is no subscription to show.
+            SubscriptionEvent::SubscriptionAbandoned(_) => {}
         }
         Ok(())
     }
