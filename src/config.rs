@@ -12,7 +12,7 @@ pub const CONFIG_FILE: &str = "basketry.toml";
 
 /// Keys a configuration file may set, each the lower-case name of a
 /// `BASKETRY_*` variable.
-const FILE_KEYS: [&str; 9] = [
+const FILE_KEYS: [&str; 10] = [
     "bind",
     "data_dir",
     "event_store",
@@ -20,6 +20,7 @@ const FILE_KEYS: [&str; 9] = [
     "rate_limits",
     "jwt_secret",
     "jwks_url",
+    "idempotency_in_flight_timeout",
     "log_format",
     "rust_log",
 ];
@@ -119,6 +120,18 @@ pub struct Settings {
     /// JWKS document for RS256/ES256 tokens: an `https://` URL or a file path.
     #[arg(long, env = "BASKETRY_JWKS_URL", global = true)]
     pub jwks_url: Option<String>,
+    /// Seconds a request with an `Idempotency-Key` may stay in flight before
+    /// a retry with the key may take it over (its instance is presumed
+    /// dead). Longer than any command runs; see
+    /// `docs/adr/0012-idempotency-fenced-by-the-log.md`.
+    #[arg(
+        long,
+        env = "BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u32).range(1..=86_400),
+        global = true
+    )]
+    pub idempotency_in_flight_timeout: u32,
 }
 
 impl Settings {

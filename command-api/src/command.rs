@@ -454,6 +454,10 @@ where
         Begin::Mismatch => Err(ApiError::IdempotencyKeyReused),
         Begin::Proceed => {
             let rendered = Rendered::of(handler(meta, body).await);
+            if rendered.status.is_success() && fault_exit_after_append() {
+                tracing::error!("BASKETRY_FAULT=exit_after_append: exiting before the completion");
+                std::process::abort();
+            }
             if rendered.status.is_server_error() {
                 // Nothing durable is known to have happened: let a retry run.
                 state.idempotency.abandon(&scope, &key).await?;
@@ -474,6 +478,16 @@ where
             Ok(rendered.into_response())
         }
     }
+}
+
+/// Whether `BASKETRY_FAULT=exit_after_append` is set: a crash-test hook
+/// that ends the process, as abruptly as a SIGKILL, right after a command
+/// with an `Idempotency-Key` succeeded and before its response is recorded
+/// (see docs/adr/0012-idempotency-fenced-by-the-log.md). Does nothing when
+/// the variable is unset or has any other value.
+fn fault_exit_after_append() -> bool {
+    static FAULT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FAULT.get_or_init(|| std::env::var("BASKETRY_FAULT").is_ok_and(|v| v == "exit_after_append"))
 }
 
 /// A response in parts, so it can be both stored for replay and sent.

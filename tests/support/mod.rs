@@ -162,6 +162,8 @@ impl Stores {
             .env_remove("BASKETRY_BIND")
             .env_remove("BASKETRY_RATE_LIMITS")
             .env_remove("BASKETRY_JWKS_URL")
+            .env_remove("BASKETRY_FAULT")
+            .env_remove("BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT")
             .env("BASKETRY_DATA_DIR", self.dir.path())
             .env("BASKETRY_JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn");
@@ -204,6 +206,7 @@ impl Stores {
             rate_limits: "memory".into(),
             jwt_secret: Some(SECRET.into()),
             jwks_url: None,
+            idempotency_in_flight_timeout: 60,
         }
     }
 }
@@ -228,6 +231,8 @@ pub struct Server {
     roles: Vec<String>,
     log: PathBuf,
     starts: u32,
+    /// Extra environment of every (re)start: `None` removes the variable.
+    env: Vec<(String, Option<String>)>,
 }
 
 impl Server {
@@ -240,6 +245,7 @@ impl Server {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             log: stores.dir.path().join(format!("serve-{port}.log")),
             starts: 0,
+            env: Vec::new(),
         };
         server.restart(stores).await;
         server
@@ -247,6 +253,31 @@ impl Server {
 
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable for the
+    /// next [`Self::restart`] and every later one.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.to_string(), value.map(str::to_string)));
+    }
+
+    /// Waits (15 s at most) for the process to end by itself, e.g. through
+    /// a fault hook; returns how it ended.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("a running server");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve did not exit by itself:\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// The running process's id.
@@ -273,8 +304,14 @@ impl Server {
             .open(&self.log)
             .expect("server log");
         let err = log.try_clone().expect("server log");
-        let mut child = stores
-            .basketry()
+        let mut command = stores.basketry();
+        for (name, value) in &self.env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .args(&args)
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
