@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use basketry_domain::{DomainError, FieldError, ValidationErrors};
-use basketry_store::{AppendError, StoreError};
+use basketry_store::{AppendError, Position, StoreError};
 use serde_json::{json, Map, Value};
 
 use crate::auth::AuthError;
@@ -45,6 +45,18 @@ pub enum ApiError {
     /// 409: a request with this Idempotency-Key is still being processed.
     #[error("a request with this Idempotency-Key is still in progress")]
     IdempotencyInFlight,
+    /// 409: an earlier request with this Idempotency-Key committed, but its
+    /// response was lost (its instance died before recording it); the
+    /// command is not run again. Names the consistency token of its last
+    /// event and the streams it wrote, so the client can read the result.
+    #[error(
+        "the request with this Idempotency-Key was committed but its response was lost; \
+         read the resources it wrote (streams) at the consistency token"
+    )]
+    IdempotencyKeyCommitted {
+        position: Position,
+        streams: Vec<String>,
+    },
     /// 429 with `Retry-After`.
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -77,10 +89,21 @@ impl ApiError {
             ApiError::Concurrency => "concurrent_modification",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyInFlight => "idempotency_request_in_progress",
+            ApiError::IdempotencyKeyCommitted { .. } => "idempotency_key_committed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
+    }
+
+    /// Whether the answer tells the client to retry the same request
+    /// (`concurrent_modification`, a key still in progress, 429, any 5xx):
+    /// such answers are never kept for `Idempotency-Key` replays.
+    pub fn tells_to_retry(&self) -> bool {
+        let status = self.status_code();
+        matches!(self, ApiError::Concurrency | ApiError::IdempotencyInFlight)
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
     }
 
     fn title(status: StatusCode) -> &'static str {
@@ -210,9 +233,22 @@ impl ApiError {
             ApiError::Domain(DomainError::AlreadySubscribed { subscription_id }) => {
                 body.insert("subscription_id".into(), json!(subscription_id));
             }
+            ApiError::IdempotencyKeyCommitted { position, streams } => {
+                body.insert(
+                    "consistency_token".into(),
+                    json!(crate::command::consistency_token(*position)),
+                );
+                body.insert("streams".into(), json!(streams));
+            }
             _ => {}
         }
         let mut headers = vec![("content-type", PROBLEM_JSON.to_string())];
+        if let ApiError::IdempotencyKeyCommitted { position, .. } = self {
+            headers.push((
+                crate::command::CONSISTENCY_TOKEN,
+                crate::command::consistency_token(*position),
+            ));
+        }
         let retry_after = match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             ApiError::Auth(e) => auth_retry_after(e),
@@ -248,7 +284,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Concurrency | ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
+            ApiError::Concurrency
+            | ApiError::IdempotencyInFlight
+            | ApiError::IdempotencyKeyCommitted { .. } => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -5,6 +5,7 @@ mod billing;
 mod errors;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod openapi;
 mod partners;
 mod security;
