@@ -70,6 +70,9 @@ pub fn apply_config_file() -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
+/// Default of `BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT`, in seconds.
+pub const DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS: u32 = 60;
+
 /// Name of the generated HS256 secret file in the data directory.
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
 
@@ -127,7 +130,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT",
-        default_value_t = 60,
+        default_value_t = DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS,
         value_parser = clap::value_parser!(u32).range(1..=86_400),
         global = true
     )]

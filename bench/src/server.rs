@@ -34,6 +34,7 @@ pub fn settings(dir: &Path) -> Settings {
         rate_limits: "memory".into(),
         jwt_secret: Some(JWT_SECRET.into()),
         jwks_url: None,
+        idempotency_in_flight_timeout: basketry::config::DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS,
     }
 }
 

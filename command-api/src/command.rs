@@ -598,7 +598,7 @@ async fn committed_earlier(
     let mut after = earlier.after;
     let mut last = None;
     let mut streams: Vec<String> = Vec::new();
-    while after.map_or(true, |a| a < head) {
+    while after.is_none_or(|a| a < head) {
         let page = store.read_all(after, SEARCH_PAGE).await?;
         let Some(end) = page.last() else { break };
         after = Some(end.position);

@@ -206,7 +206,8 @@ impl Stores {
             rate_limits: "memory".into(),
             jwt_secret: Some(SECRET.into()),
             jwks_url: None,
-            idempotency_in_flight_timeout: 60,
+            idempotency_in_flight_timeout:
+                basketry::config::DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS,
         }
     }
 }
