@@ -1054,6 +1054,74 @@ mod tests {
         an_invalid_key_is_refused,
     );
 
+    // ---- records written before claims had tokens ----
+
+    /// A record left in flight by a version without claim tokens (no
+    /// `claim_token`, no claim position) is taken over like any other, and
+    /// the log is searched from its start.
+    async fn a_record_from_before_claim_tokens_is_taken_over(
+        store: Arc<dyn IdempotencyStore>,
+        insert_legacy: impl std::future::Future<Output = ()>,
+    ) {
+        insert_legacy.await;
+        assert_eq!(begins(&*store, K, &fp_a(), t0()).await, Begin::InFlight);
+        let (claim, earlier) = takes_over(&*store, &fp_a(), t0() + DEFAULT_IN_FLIGHT_TIMEOUT).await;
+        assert_eq!(earlier, Earlier { after: None });
+        assert_eq!(
+            store
+                .complete(P, K, &claim, &created(), t0() + DEFAULT_IN_FLIGHT_TIMEOUT)
+                .await
+                .unwrap(),
+            Completion::Recorded
+        );
+    }
+
+    const LEGACY_INSERT: &str = "INSERT INTO idempotency_keys \
+        (principal, idempotency_key, fingerprint, created_at) VALUES ($1, $2, $3, $4)";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_record_from_before_claim_tokens_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteIdempotencyStore::open(dir.path().join("idempotency.db"))
+            .await
+            .unwrap();
+        let pool = store.pool.clone();
+        let legacy = async move {
+            sqlx::query(LEGACY_INSERT)
+                .bind(P)
+                .bind(K)
+                .bind(fp_a())
+                .bind(micros(t0()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        };
+        a_record_from_before_claim_tokens_is_taken_over(Arc::new(store), legacy).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_record_from_before_claim_tokens_is_taken_over() {
+        let Some(url) = postgres_url("idempotency::a_record_from_before_claim_tokens") else {
+            return;
+        };
+        with_throwaway_database(&url, |db_url| async move {
+            let store = PostgresIdempotencyStore::connect(&db_url).await.unwrap();
+            let pool = store.pool.clone();
+            let legacy = async move {
+                sqlx::query(LEGACY_INSERT)
+                    .bind(P)
+                    .bind(K)
+                    .bind(fp_a())
+                    .bind(pg_time(t0()))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            };
+            a_record_from_before_claim_tokens_is_taken_over(Arc::new(store), legacy).await;
+        })
+        .await;
+    }
+
     // ---- pure helpers ----
 
     #[test]
