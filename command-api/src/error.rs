@@ -303,3 +303,56 @@ impl ResponseError for ApiError {
         response.body(body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_that_tell_the_client_to_retry_are_the_ones_never_replayed() {
+        let retry = [
+            ApiError::Concurrency,
+            ApiError::IdempotencyInFlight,
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::Auth(AuthError::Throttled {
+                retry_after_secs: 1,
+            }),
+            ApiError::Auth(AuthError::Unavailable),
+            ApiError::Unavailable("store down".into()),
+            ApiError::Internal("bug".into()),
+        ];
+        for e in &retry {
+            assert!(e.tells_to_retry(), "{e:?}");
+        }
+        let final_answers = [
+            ApiError::from(ValidationErrors::single("name", "must not be empty")),
+            ApiError::NotFound { what: "basket" },
+            ApiError::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyCommitted {
+                position: Position::sequence(3),
+                streams: vec!["basket-0190".into()],
+            },
+            ApiError::Domain(DomainError::TemplateNotAvailable),
+        ];
+        for e in &final_answers {
+            assert!(!e.tells_to_retry(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_committed_key_names_its_token_and_streams() {
+        let e = ApiError::IdempotencyKeyCommitted {
+            position: Position::sequence(42),
+            streams: vec!["user-a".into(), "subscription-b".into()],
+        };
+        let (status, headers, body) = e.problem();
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(headers.contains(&("x-consistency-token", "42.42".to_string())));
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], "idempotency_key_committed");
+        assert_eq!(body["consistency_token"], "42.42");
+        assert_eq!(body["streams"], json!(["user-a", "subscription-b"]));
+    }
+}
