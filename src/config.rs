@@ -14,7 +14,7 @@ pub const CONFIG_FILE: &str = "basketry.toml";
 
 /// Keys a configuration file may set, each the lower-case name of a
 /// `BASKETRY_*` variable.
-const FILE_KEYS: [&str; 14] = [
+const FILE_KEYS: [&str; 15] = [
     "bind",
     "data_dir",
     "event_store",
@@ -26,6 +26,7 @@ const FILE_KEYS: [&str; 14] = [
     "jwt_issuer",
     "jwt_audience",
     "jwt_hs256",
+    "idempotency_in_flight_timeout",
     "log_format",
     "rust_log",
     "user_rate_limit_per_minute",
@@ -75,6 +76,9 @@ pub fn apply_config_file() -> anyhow::Result<Option<PathBuf>> {
     }
     Ok(Some(path))
 }
+
+/// Default of `BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT`, in seconds.
+pub const DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS: u32 = 60;
 
 /// Name of the generated HS256 secret file in the data directory.
 pub const JWT_SECRET_FILE: &str = "jwt-secret";
@@ -196,6 +200,18 @@ pub struct Settings {
         global = true
     )]
     pub user_rate_limit_per_minute: u32,
+    /// Seconds a request with an `Idempotency-Key` may stay in flight before
+    /// a retry with the key may take it over (its instance is presumed
+    /// dead). Longer than any command runs; see
+    /// `docs/adr/0012-idempotency-fenced-by-the-log.md`.
+    #[arg(
+        long,
+        env = "BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT",
+        default_value_t = DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u32).range(1..=86_400),
+        global = true
+    )]
+    pub idempotency_in_flight_timeout: u32,
 }
 
 impl Settings {

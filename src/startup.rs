@@ -108,10 +108,20 @@ impl Application {
         let background_db = basketry_projections::db::open_background(&read_db_url, &read_db)
             .await
             .context("opening the read database for the projectors")?;
+        let in_flight =
+            chrono::TimeDelta::seconds(i64::from(settings.idempotency_in_flight_timeout));
         let idempotency: Arc<dyn IdempotencyStore> = if read_db_url.starts_with("postgres") {
-            Arc::new(PostgresIdempotencyStore::connect(&read_db_url).await?)
+            Arc::new(
+                PostgresIdempotencyStore::connect(&read_db_url)
+                    .await?
+                    .with_in_flight_timeout(in_flight),
+            )
         } else {
-            Arc::new(SqliteIdempotencyStore::connect(&read_db_url).await?)
+            Arc::new(
+                SqliteIdempotencyStore::connect(&read_db_url)
+                    .await?
+                    .with_in_flight_timeout(in_flight),
+            )
         };
         let rate_limiter: Arc<dyn RateLimiter> = if settings.rate_limits == "memory" {
             Arc::new(InMemoryRateLimiter::new())

@@ -723,3 +723,154 @@ async fn a_projector_killed_while_catching_up_resumes_without_applying_an_event_
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The instance dies between the append and the completion of a command
+/// with an `Idempotency-Key` (`BASKETRY_FAULT=exit_after_append` ends it
+/// exactly there), is restarted, and the client retries with the same key:
+/// within the in-flight timeout the key is still taken; after it the retry
+/// takes the key over, finds the committed events in the log and answers
+/// `409 idempotency_key_committed` naming them, instead of subscribing
+/// again. One subscription, one first-month charge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_append_and_completion_does_not_run_the_command_again() {
+    const IN_FLIGHT_TIMEOUT_SECS: u64 = 3;
+    let stores = Stores::new().await;
+    let mut server = Server::start(&stores, support::free_port(), &[]).await;
+    let base = server.base();
+    let http = reqwest::Client::new();
+    let template = support::paid_template(&http, &base, "Killed mid-request").await;
+    let partner = support::partner(&http, &base, "ZEBU").await;
+    let timeout = IN_FLIGHT_TIMEOUT_SECS.to_string();
+    server.set_env("BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT", Some(&timeout));
+    server.set_env("BASKETRY_FAULT", Some("exit_after_append"));
+    server.terminate();
+    server.restart(&stores).await;
+
+    let body = json!({"template_id": template, "user_email": "killed@example.com",
+                      "broker_client_id": "C1", "auto_link_broker": true, "lot_multiplier": 1});
+    let path = "/partner/marketplace/subscribe";
+    let key = "order-killed-1";
+    let sent = send(
+        &http,
+        &base,
+        &partner,
+        &Method::POST,
+        path,
+        Some(&body),
+        key,
+    )
+    .await;
+    assert!(
+        sent.is_err(),
+        "the fault hook answered instead of exiting: {sent:?}"
+    );
+    let status = server.wait_exit();
+    assert!(
+        !status.success(),
+        "the process was ended by the hook: {status}"
+    );
+    let count =
+        |events: &[RecordedEvent], t: &str| events.iter().filter(|e| e.event_type == t).count();
+    let events = support::read_log(&stores).await;
+    assert_eq!(
+        count(&events, "SubscribedToTemplate"),
+        1,
+        "the command committed before the kill"
+    );
+    let subscribed = events
+        .iter()
+        .find(|e| e.event_type == "SubscribedToTemplate")
+        .expect("the subscription")
+        .clone();
+
+    server.set_env("BASKETRY_FAULT", None);
+    server.restart(&stores).await;
+    let restarted = Instant::now();
+    // Until the in-flight timeout has passed the key is still taken; after
+    // it the retry takes the key over.
+    let deadline = Instant::now() + Duration::from_secs(IN_FLIGHT_TIMEOUT_SECS + 30);
+    let (status, replayed, text) = loop {
+        let (status, replayed, text) = send(
+            &http,
+            &base,
+            &partner,
+            &Method::POST,
+            path,
+            Some(&body),
+            key,
+        )
+        .await
+        .expect("the restarted server answers");
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !(status == 409 && v["code"] == "idempotency_request_in_progress") {
+            break (status, replayed, text);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key was never taken over: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!(
+        "retry taken over {:.1} s after the restart (in-flight timeout {IN_FLIGHT_TIMEOUT_SECS} s): {status} {text}",
+        restarted.elapsed().as_secs_f64()
+    );
+    let v: Value = serde_json::from_str(&text).expect("problem+json");
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("idempotency_key_committed")),
+        "the retry after the takeover: {text}"
+    );
+    assert!(!replayed);
+    let p = events
+        .iter()
+        .filter(|e| e.metadata.idempotency_key.as_deref() == Some(key))
+        .map(|e| e.position)
+        .max()
+        .expect("the request's events");
+    assert_eq!(
+        v["consistency_token"],
+        format!("{}.{}", p.commit, p.prepare),
+        "{text}"
+    );
+    assert!(
+        v["streams"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s == subscribed.stream_id.as_str())),
+        "the answer names the subscription's stream: {text}"
+    );
+    let again = send(
+        &http,
+        &base,
+        &partner,
+        &Method::POST,
+        path,
+        Some(&body),
+        key,
+    )
+    .await
+    .expect("replay");
+    assert_eq!(
+        (again.0, again.1, again.2.as_str()),
+        (409, true, text.as_str())
+    );
+
+    let events = support::read_log(&stores).await;
+    assert_eq!(
+        count(&events, "SubscribedToTemplate"),
+        1,
+        "one subscription"
+    );
+    assert_eq!(
+        count(&events, "SubscriptionCharged"),
+        1,
+        "one first-month charge"
+    );
+    let runs: HashSet<_> = events
+        .iter()
+        .filter(|e| e.metadata.idempotency_key.as_deref() == Some(key))
+        .map(|e| e.metadata.correlation_id)
+        .collect();
+    assert_eq!(runs.len(), 1, "the request ran once");
+    server.terminate();
+}

@@ -41,6 +41,7 @@ pub fn settings(dir: &Path) -> Settings {
         // The benchmarks drive the server as a handful of people at full
         // speed: they measure the server, not a person's rate limit.
         user_rate_limit_per_minute: u32::MAX,
+        idempotency_in_flight_timeout: basketry::config::DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS,
     }
 }
 

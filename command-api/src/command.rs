@@ -15,7 +15,9 @@ use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use basketry_domain::{Actor, Aggregate, DomainEvent};
-use basketry_store::{AppendError, EventStore, NewEvent, NewMetadata, Position, StreamId};
+use basketry_store::{
+    AppendError, EventStore, NewEvent, NewMetadata, Position, StoreError, StreamId,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -24,7 +26,8 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::limits::{
-    fingerprint, Begin, IdempotencyStore, RateLimitPolicy, RateLimiter, StoredResponse,
+    fingerprint, Begin, Claim, Completion, Earlier, IdempotencyStore, RateLimitPolicy, RateLimiter,
+    StoredResponse,
 };
 use crate::load::{load, Loaded};
 
@@ -443,7 +446,7 @@ where
             Some(key.to_string())
         }
     };
-    let meta = CommandMeta {
+    let mut meta = CommandMeta {
         actor: principal.actor(),
         correlation_id: Uuid::now_v7(),
         idempotency_key: key.clone(),
@@ -454,7 +457,14 @@ where
     };
     let scope = principal.principal_key();
     let print = fingerprint(req.method().as_str(), req.path(), &body);
-    match state.idempotency.begin(&scope, &key, &print, now).await? {
+    // Read before the claim: whatever this request appends comes after it,
+    // which is where a request taking the key over will look.
+    let head = state.store.head().await?;
+    let claim = match state
+        .idempotency
+        .begin(&scope, &key, &print, head, now)
+        .await?
+    {
         Begin::Replay(stored) => {
             let mut response =
                 HttpResponse::build(StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK));
@@ -462,32 +472,171 @@ where
                 response.insert_header((name.as_str(), value.as_str()));
             }
             response.insert_header(("idempotent-replayed", "true"));
-            Ok(response.body(stored.body))
+            return Ok(response.body(stored.body));
         }
-        Begin::InFlight => Err(ApiError::IdempotencyInFlight),
-        Begin::Mismatch => Err(ApiError::IdempotencyKeyReused),
-        Begin::Proceed => {
-            let rendered = Rendered::of(handler(meta, body).await);
-            if rendered.status.is_server_error() {
-                // Nothing durable is known to have happened: let a retry run.
-                state.idempotency.abandon(&scope, &key).await?;
-            } else {
-                let stored = StoredResponse {
-                    status: rendered.status.as_u16(),
-                    headers: rendered.headers.clone(),
-                    body: rendered
-                        .replay_body
-                        .clone()
-                        .unwrap_or_else(|| rendered.body.clone()),
-                };
-                state
-                    .idempotency
-                    .complete(&scope, &key, &stored, now)
-                    .await?;
+        Begin::InFlight => return Err(ApiError::IdempotencyInFlight),
+        Begin::Mismatch => return Err(ApiError::IdempotencyKeyReused),
+        Begin::Proceed(claim) => claim,
+        Begin::TakeOver { claim, earlier } => {
+            let held = Held {
+                state,
+                scope: &scope,
+                key: &key,
+                claim,
+                now,
+            };
+            let actor = meta.store_actor();
+            match committed_earlier(state.store.as_ref(), &actor.id, &key, earlier, head).await {
+                Ok(None) => claim,
+                Ok(Some((position, streams))) => {
+                    // An earlier request with this key committed and its
+                    // response was lost: running the command again would do
+                    // it twice. Say so, and keep that as the key's answer.
+                    let rendered =
+                        Rendered::of(Err(ApiError::IdempotencyKeyCommitted { position, streams }));
+                    held.finish(&rendered).await;
+                    return Ok(rendered.into_response());
+                }
+                Err(e) => {
+                    // Unknown whether it committed: release the key so a
+                    // retry searches again, rather than run blind.
+                    held.release().await;
+                    return Err(e.into());
+                }
             }
-            Ok(rendered.into_response())
+        }
+    };
+    meta.correlation_id = claim.token;
+    let rendered = Rendered::of(handler(meta, body).await);
+    if rendered.status.is_success() && fault_exit_after_append() {
+        tracing::error!("BASKETRY_FAULT=exit_after_append: exiting before the completion");
+        std::process::abort();
+    }
+    Held {
+        state,
+        scope: &scope,
+        key: &key,
+        claim,
+        now,
+    }
+    .finish(&rendered)
+    .await;
+    Ok(rendered.into_response())
+}
+
+/// A request's claim on its `Idempotency-Key`, to be completed or released.
+struct Held<'a> {
+    state: &'a AppState,
+    scope: &'a str,
+    key: &'a str,
+    claim: Claim,
+    now: DateTime<Utc>,
+}
+
+impl Held<'_> {
+    /// Records `rendered` as the key's answer, or releases the key when the
+    /// answer tells the client to retry. The caller answers `rendered`
+    /// whatever happens here: the command's events may be committed, so a
+    /// failure to record them must not turn into an error for a write that
+    /// happened (a retry after the in-flight timeout finds them in the log).
+    async fn finish(&self, rendered: &Rendered) {
+        if rendered.retryable {
+            self.release().await;
+            return;
+        }
+        let stored = StoredResponse {
+            status: rendered.status.as_u16(),
+            headers: rendered.headers.clone(),
+            body: rendered
+                .replay_body
+                .clone()
+                .unwrap_or_else(|| rendered.body.clone()),
+        };
+        // Logged: the status and the claim token (the events' correlation
+        // id), never the key, the principal or the body.
+        match self
+            .state
+            .idempotency
+            .complete(self.scope, self.key, &self.claim, &stored, self.now)
+            .await
+        {
+            Ok(Completion::Recorded) => {}
+            Ok(Completion::Superseded) => tracing::warn!(
+                correlation_id = %self.claim.token,
+                status = stored.status,
+                "Idempotency-Key taken over while the request ran; its response is not recorded"
+            ),
+            Err(e) => tracing::error!(
+                correlation_id = %self.claim.token,
+                status = stored.status,
+                error = %e,
+                "recording the response for its Idempotency-Key failed; answering it anyway"
+            ),
         }
     }
+
+    /// Gives the key up so that a retry runs (after looking in the log).
+    async fn release(&self) {
+        if let Err(e) = self
+            .state
+            .idempotency
+            .abandon(self.scope, self.key, &self.claim)
+            .await
+        {
+            tracing::warn!(
+                correlation_id = %self.claim.token,
+                error = %e,
+                "releasing an Idempotency-Key failed; a retry waits for the in-flight timeout"
+            );
+        }
+    }
+}
+
+/// Events per page when searching the log for a taken-over key's events.
+const SEARCH_PAGE: usize = 1_000;
+
+/// What earlier requests with `key` by `actor_id` committed after
+/// `earlier.after`, up to `head` (read before the takeover): the position
+/// of the last such event and the streams written, in log order; `None`
+/// when there is none.
+async fn committed_earlier(
+    store: &dyn EventStore,
+    actor_id: &str,
+    key: &str,
+    earlier: Earlier,
+    head: Option<Position>,
+) -> Result<Option<(Position, Vec<String>)>, StoreError> {
+    let Some(head) = head else {
+        return Ok(None);
+    };
+    let mut after = earlier.after;
+    let mut last = None;
+    let mut streams: Vec<String> = Vec::new();
+    while after.is_none_or(|a| a < head) {
+        let page = store.read_all(after, SEARCH_PAGE).await?;
+        let Some(end) = page.last() else { break };
+        after = Some(end.position);
+        for e in page.iter().filter(|e| e.position <= head) {
+            if e.metadata.idempotency_key.as_deref() == Some(key) && e.metadata.actor.id == actor_id
+            {
+                last = Some(e.position);
+                if !streams.iter().any(|s| s == e.stream_id.as_str()) {
+                    streams.push(e.stream_id.as_str().to_string());
+                }
+            }
+        }
+    }
+    Ok(last.map(|p| (p, streams)))
+}
+
+/// Whether `BASKETRY_FAULT=exit_after_append` is set: a crash-test hook
+/// that ends the process, as abruptly as a SIGKILL, right after a command
+/// with an `Idempotency-Key` succeeded and before its response is recorded
+/// (see docs/adr/0012-idempotency-fenced-by-the-log.md). Does nothing when
+/// the variable is unset or has any other value.
+fn fault_exit_after_append() -> bool {
+    static FAULT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FAULT.get_or_init(|| std::env::var("BASKETRY_FAULT").is_ok_and(|v| v == "exit_after_append"))
 }
 
 /// A response in parts, so it can be both stored for replay and sent.
@@ -498,6 +647,8 @@ struct Rendered {
     /// The body to keep for replays when it differs from `body`
     /// ([`Reply::once`]).
     replay_body: Option<Vec<u8>>,
+    /// The answer tells the client to retry: it is never kept for replays.
+    retryable: bool,
 }
 
 impl Rendered {
@@ -524,6 +675,7 @@ impl Rendered {
                     headers,
                     body: reply.body.to_string().into_bytes(),
                     replay_body,
+                    retryable: false,
                 }
             }
             Err(e) => {
@@ -536,6 +688,7 @@ impl Rendered {
                         .collect(),
                     body: body.into_bytes(),
                     replay_body: None,
+                    retryable: e.tells_to_retry(),
                 }
             }
         }

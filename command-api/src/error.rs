@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use basketry_domain::{DomainError, FieldError, ValidationErrors};
-use basketry_store::{AppendError, StoreError};
+use basketry_store::{AppendError, Position, StoreError};
 use serde_json::{json, Map, Value};
 
 use crate::auth::AuthError;
@@ -50,6 +50,18 @@ pub enum ApiError {
     /// 409: a request with this Idempotency-Key is still being processed.
     #[error("a request with this Idempotency-Key is still in progress")]
     IdempotencyInFlight,
+    /// 409: an earlier request with this Idempotency-Key committed, but its
+    /// response was lost (its instance died before recording it); the
+    /// command is not run again. Names the consistency token of its last
+    /// event and the streams it wrote, so the client can read the result.
+    #[error(
+        "the request with this Idempotency-Key was committed but its response was lost; \
+         read the resources it wrote (streams) at the consistency token"
+    )]
+    IdempotencyKeyCommitted {
+        position: Position,
+        streams: Vec<String>,
+    },
     /// 429 with `Retry-After`.
     #[error("rate limit exceeded; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -83,10 +95,21 @@ impl ApiError {
             ApiError::Concurrency => "concurrent_modification",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyInFlight => "idempotency_request_in_progress",
+            ApiError::IdempotencyKeyCommitted { .. } => "idempotency_key_committed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
+    }
+
+    /// Whether the answer tells the client to retry the same request
+    /// (`concurrent_modification`, a key still in progress, 429, any 5xx):
+    /// such answers are never kept for `Idempotency-Key` replays.
+    pub fn tells_to_retry(&self) -> bool {
+        let status = self.status_code();
+        matches!(self, ApiError::Concurrency | ApiError::IdempotencyInFlight)
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
     }
 
     fn title(status: StatusCode) -> &'static str {
@@ -216,9 +239,22 @@ impl ApiError {
             ApiError::Domain(DomainError::AlreadySubscribed { subscription_id }) => {
                 body.insert("subscription_id".into(), json!(subscription_id));
             }
+            ApiError::IdempotencyKeyCommitted { position, streams } => {
+                body.insert(
+                    "consistency_token".into(),
+                    json!(crate::command::consistency_token(*position)),
+                );
+                body.insert("streams".into(), json!(streams));
+            }
             _ => {}
         }
         let mut headers = vec![("content-type", PROBLEM_JSON.to_string())];
+        if let ApiError::IdempotencyKeyCommitted { position, .. } = self {
+            headers.push((
+                crate::command::CONSISTENCY_TOKEN,
+                crate::command::consistency_token(*position),
+            ));
+        }
         let retry_after = match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             ApiError::Auth(e) => auth_retry_after(e),
@@ -257,7 +293,8 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Concurrency
             | ApiError::IdempotencyInFlight
-            | ApiError::AlreadySubscribedUnnamed => StatusCode::CONFLICT,
+            | ApiError::AlreadySubscribedUnnamed
+            | ApiError::IdempotencyKeyCommitted { .. } => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -272,5 +309,58 @@ impl ResponseError for ApiError {
             response.insert_header((name, value));
         }
         response.body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_that_tell_the_client_to_retry_are_the_ones_never_replayed() {
+        let retry = [
+            ApiError::Concurrency,
+            ApiError::IdempotencyInFlight,
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::Auth(AuthError::Throttled {
+                retry_after_secs: 1,
+            }),
+            ApiError::Auth(AuthError::Unavailable),
+            ApiError::Unavailable("store down".into()),
+            ApiError::Internal("bug".into()),
+        ];
+        for e in &retry {
+            assert!(e.tells_to_retry(), "{e:?}");
+        }
+        let final_answers = [
+            ApiError::from(ValidationErrors::single("name", "must not be empty")),
+            ApiError::NotFound { what: "basket" },
+            ApiError::IdempotencyKeyReused,
+            ApiError::IdempotencyKeyCommitted {
+                position: Position::sequence(3),
+                streams: vec!["basket-0190".into()],
+            },
+            ApiError::Domain(DomainError::TemplateNotAvailable),
+        ];
+        for e in &final_answers {
+            assert!(!e.tells_to_retry(), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_committed_key_names_its_token_and_streams() {
+        let e = ApiError::IdempotencyKeyCommitted {
+            position: Position::sequence(42),
+            streams: vec!["user-a".into(), "subscription-b".into()],
+        };
+        let (status, headers, body) = e.problem();
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(headers.contains(&("x-consistency-token", "42.42".to_string())));
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["code"], "idempotency_key_committed");
+        assert_eq!(body["consistency_token"], "42.42");
+        assert_eq!(body["streams"], json!(["user-a", "subscription-b"]));
     }
 }

@@ -188,7 +188,9 @@ fn every_error_answer_is_a_problem() {
             "detail",
             "code",
             "errors",
-            "subscription_id"
+            "subscription_id",
+            "consistency_token",
+            "streams"
         ])
     );
 }

@@ -166,6 +166,8 @@ impl Stores {
             .env_remove("BASKETRY_JWT_ISSUER")
             .env_remove("BASKETRY_JWT_AUDIENCE")
             .env_remove("BASKETRY_JWT_HS256")
+            .env_remove("BASKETRY_FAULT")
+            .env_remove("BASKETRY_IDEMPOTENCY_IN_FLIGHT_TIMEOUT")
             .env("BASKETRY_DATA_DIR", self.dir.path())
             .env("BASKETRY_JWT_SECRET", SECRET)
             .env("RUST_LOG", "warn");
@@ -214,6 +216,8 @@ impl Stores {
             jwt_hs256: None,
             user_rate_limit_per_minute:
                 basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
+            idempotency_in_flight_timeout:
+                basketry::config::DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS,
         }
     }
 }
@@ -238,6 +242,8 @@ pub struct Server {
     roles: Vec<String>,
     log: PathBuf,
     starts: u32,
+    /// Extra environment of every (re)start: `None` removes the variable.
+    env: Vec<(String, Option<String>)>,
 }
 
 impl Server {
@@ -250,6 +256,7 @@ impl Server {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             log: stores.dir.path().join(format!("serve-{port}.log")),
             starts: 0,
+            env: Vec::new(),
         };
         server.restart(stores).await;
         server
@@ -257,6 +264,31 @@ impl Server {
 
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Sets (`Some`) or removes (`None`) an environment variable for the
+    /// next [`Self::restart`] and every later one.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.to_string(), value.map(str::to_string)));
+    }
+
+    /// Waits (15 s at most) for the process to end by itself, e.g. through
+    /// a fault hook; returns how it ended.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("a running server");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve did not exit by itself:\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     /// The running process's id.
@@ -283,8 +315,14 @@ impl Server {
             .open(&self.log)
             .expect("server log");
         let err = log.try_clone().expect("server log");
-        let mut child = stores
-            .basketry()
+        let mut command = stores.basketry();
+        for (name, value) in &self.env {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
+        let mut child = command
             .args(&args)
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))

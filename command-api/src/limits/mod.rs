@@ -20,8 +20,8 @@ pub mod rate;
 mod testing;
 
 pub use idempotency::{
-    fingerprint, validate_key, Begin, IdempotencyError, IdempotencyStore, PostgresIdempotencyStore,
-    SqliteIdempotencyStore, StoredResponse,
+    fingerprint, validate_key, Begin, Claim, Completion, Earlier, IdempotencyError,
+    IdempotencyStore, PostgresIdempotencyStore, SqliteIdempotencyStore, StoredResponse,
 };
 pub use rate::{
     InMemoryRateLimiter, PostgresRateLimiter, RateDecision, RateLimitError, RateLimitPolicy,

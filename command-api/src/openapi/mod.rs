@@ -250,7 +250,12 @@ impl Modify for CommandConventions {
                          principal and replayed for a retry of the same request (with \
                          `Idempotent-Replayed: true`). The same key with another request is \
                          422 `idempotency_key_reused`; a retry while the first is still \
-                         running is 409.",
+                         running is 409 `idempotency_request_in_progress`. Answers that \
+                         tell the client to retry (`concurrent_modification`, 429, 5xx) are \
+                         not stored. A retry after a request whose instance died between \
+                         committing and recording its response is 409 \
+                         `idempotency_key_committed`, naming the consistency token and the \
+                         streams it wrote; the command is not run twice.",
                         Some(255),
                     ),
                 );

@@ -140,6 +140,15 @@ pub struct Problem {
     /// With `already_subscribed`: the subscription that already exists.
     #[schema(required = false)]
     pub subscription_id: Uuid,
+    /// With `idempotency_key_committed`: the `X-Consistency-Token` of the
+    /// committed request's last event (`{commit}.{prepare}`), to read its
+    /// result with.
+    #[schema(required = false)]
+    pub consistency_token: String,
+    /// With `idempotency_key_committed`: the event streams the committed
+    /// request wrote, e.g. `subscription-{id}`, in log order.
+    #[schema(required = false)]
+    pub streams: Vec<String>,
 }
 
 /// One invalid field of a request.
@@ -186,9 +195,11 @@ pub struct NotFound(pub Problem);
 
 /// Conflict with the resource's state or a duplicate (the route's
 /// description names its codes), a change that kept losing to concurrent
-/// ones (`concurrent_modification`), or a retry while the first request
+/// ones (`concurrent_modification`), a retry while the first request
 /// with the same `Idempotency-Key` is still running
-/// (`idempotency_request_in_progress`).
+/// (`idempotency_request_in_progress`), or a retry of a request that
+/// committed but whose response was lost (`idempotency_key_committed`, with
+/// `consistency_token` and `streams`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Conflict(pub Problem);

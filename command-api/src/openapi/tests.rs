@@ -277,6 +277,10 @@ fn error_bodies_match_the_problem_schema() {
         },
         ApiError::Auth(crate::auth::AuthError::Missing),
         ApiError::IdempotencyKeyReused,
+        ApiError::IdempotencyKeyCommitted {
+            position: basketry_store::Position::sequence(42),
+            streams: vec!["basket-0190".into()],
+        },
         ApiError::Unavailable("store down".into()),
         ApiError::Internal("bug".into()),
     ];

@@ -336,17 +336,46 @@ pub async fn spawn_app_with_auth(
     jwt: JwtVerifier,
     partner_config: PartnerAuthConfig,
 ) -> Option<(TestApp, PartnerAuthenticator)> {
-    spawn_app_wrapped(backend, jwt, partner_config, |store| store).await
+    spawn_app_with_store(backend, jwt, partner_config, |store| store).await
 }
 
 /// [`spawn_app_with_auth`] with the event store the app writes to replaced
 /// by `wrap(store)`: a test's store wrapper, or another app's store (a
 /// second instance of one deployment).
-pub async fn spawn_app_wrapped(
+pub async fn spawn_app_with_store(
     backend: Backend,
     jwt: JwtVerifier,
     partner_config: PartnerAuthConfig,
     wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+) -> Option<(TestApp, PartnerAuthenticator)> {
+    spawn_app_wrapping(backend, jwt, partner_config, wrap, |i| i).await
+}
+
+/// The default app on `backend` with its event store and idempotency store
+/// each passed through a wrapper first (the test reads the log through the
+/// wrapped store too); `None` when that backend is not configured.
+pub async fn spawn_app_wrapped(
+    backend: Backend,
+    wrap_store: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+    wrap_idempotency: impl FnOnce(Arc<dyn IdempotencyStore>) -> Arc<dyn IdempotencyStore>,
+) -> Option<TestApp> {
+    spawn_app_wrapping(
+        backend,
+        JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
+        PartnerAuthConfig::default(),
+        wrap_store,
+        wrap_idempotency,
+    )
+    .await
+    .map(|(app, _)| app)
+}
+
+async fn spawn_app_wrapping(
+    backend: Backend,
+    jwt: JwtVerifier,
+    partner_config: PartnerAuthConfig,
+    wrap_store: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+    wrap_idempotency: impl FnOnce(Arc<dyn IdempotencyStore>) -> Arc<dyn IdempotencyStore>,
 ) -> Option<(TestApp, PartnerAuthenticator)> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, idempotency, rate_limiter, pg): Stores = match backend {
@@ -386,7 +415,8 @@ pub async fn spawn_app_wrapped(
             )
         }
     };
-    let store = wrap(store);
+    let store = wrap_store(store);
+    let idempotency = wrap_idempotency(idempotency);
     let clock = Clock::system();
     let partners = PartnerAuthenticator::new(Arc::clone(&store), partner_config);
     let auth = AuthState {

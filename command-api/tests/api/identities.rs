@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::helpers::{
-    spawn_app, spawn_app_on, spawn_app_wrapped, token, Backend, Cred, TestApp, JWT_SECRET,
+    spawn_app, spawn_app_on, spawn_app_with_store, token, Backend, Cred, TestApp, JWT_SECRET,
 };
 
 fn user(email: &str) -> Cred {
@@ -170,7 +170,7 @@ impl EventStore for StallFirstSubscription {
 
 async fn a_request_stalled_past_the_release_of_its_reservation_loses(backend: Backend) {
     let mut gate = None;
-    let Some((app, _)) = spawn_app_wrapped(
+    let Some((app, _)) = spawn_app_with_store(
         backend,
         JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
         PartnerAuthConfig::default(),
@@ -331,7 +331,7 @@ async fn a_partner_subscription_charges_the_share_in_force_not_the_cached_one() 
     let (zebu, key_id) = app.partner("ZEBU", &[]).await;
     // A second instance of the same deployment, with its own credential cache.
     let store = Arc::clone(&app.store);
-    let (other, _) = spawn_app_wrapped(
+    let (other, _) = spawn_app_with_store(
         Backend::Sqlite,
         JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
         PartnerAuthConfig::default(),

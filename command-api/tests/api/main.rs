@@ -5,6 +5,7 @@ mod billing;
 mod errors;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod identities;
 mod openapi;
 mod partners;
