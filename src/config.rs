@@ -119,6 +119,16 @@ pub struct Settings {
     /// JWKS document for RS256/ES256 tokens: an `https://` URL or a file path.
     #[arg(long, env = "BASKETRY_JWKS_URL", global = true)]
     pub jwks_url: Option<String>,
+    /// How often the process holding the projector lease runs billing by
+    /// itself: a number with `ms`, `s`, `m`, `h` or `d` (`30m`, `1h`), or
+    /// `off`.
+    #[arg(
+        long,
+        env = "BASKETRY_BILLING_INTERVAL",
+        default_value = "1h",
+        global = true
+    )]
+    pub billing_interval: String,
 }
 
 impl Settings {
@@ -126,6 +136,12 @@ impl Settings {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("creating data directory {}", self.data_dir.display()))?;
         Ok(&self.data_dir)
+    }
+
+    /// The billing interval; `None` when billing does not run by itself.
+    pub fn billing_interval(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        parse_interval(&self.billing_interval)
+            .with_context(|| format!("BASKETRY_BILLING_INTERVAL={:?}", self.billing_interval))
     }
 
     /// The event store URL, defaulting to the embedded SQLite file.
@@ -179,6 +195,58 @@ impl Settings {
                     .to_vec())
             }
             Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+    }
+}
+
+/// `off`, or a positive whole number followed by `ms`, `s`, `m`, `h` or `d`.
+pub fn parse_interval(raw: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .context("expected `off` or a positive number with a unit, e.g. `30m` or `1h`")?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => anyhow::bail!("unknown unit {unit:?}: use ms, s, m, h or d"),
+    };
+    Ok(Some(std::time::Duration::from_millis(
+        n.checked_mul(ms).context("the interval is too long")?,
+    )))
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::parse_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn intervals_have_a_unit_or_are_off() {
+        assert_eq!(parse_interval("off").unwrap(), None);
+        assert_eq!(
+            parse_interval("1h").unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_interval("250ms").unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_interval("2d").unwrap(),
+            Some(Duration::from_secs(172_800))
+        );
+        for bad in ["", "1", "0s", "h", "1w", "-1h", "1.5h"] {
+            assert!(parse_interval(bad).is_err(), "{bad:?}");
         }
     }
 }

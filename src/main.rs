@@ -185,7 +185,8 @@ enum ProjectionsCommand {
     /// Empty a projector's tables and replay the whole log into them (all
     /// projectors when no name is given). Stop `basketry serve` first.
     Rebuild {
-        /// `baskets`, `subscriptions`, `ledger`, `partner_keys` or `schedule`.
+        /// `baskets`, `subscriptions`, `ledger`, `partner_keys`, `schedule` or
+        /// `billing`.
         name: Option<String>,
     },
     /// Print each projector's position and lag.
@@ -196,6 +197,8 @@ enum ProjectionsCommand {
 enum BillingCommand {
     /// Charge every due period of every ACTIVE subscription, each exactly
     /// once however often this runs (same path as POST /admin/billing/run).
+    /// A subscription that cannot be charged is named with the reason and
+    /// the others are charged; the exit code is then 1.
     Run {
         /// Charge periods started by this instant (RFC 3339; default now,
         /// never later than now).
@@ -289,27 +292,62 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = basketry_store::connect(&settings.event_store_url()?)
                 .await
                 .context("opening the event store")?;
+            let read_db = basketry_projections::db::open(&settings.read_db_url()?)
+                .await
+                .context("opening the read database")?;
             let now = chrono::Utc::now();
             let as_of = as_of.unwrap_or(now);
             anyhow::ensure!(as_of <= now, "--as-of must not be in the future");
+            // Bring the billing index up to the log first: no server may be
+            // running. Safe beside one that is (checkpoints are fenced).
+            if let (Some(head), Some(billing)) = (
+                store.head().await?,
+                basketry_projections::projectors::named("billing"),
+            ) {
+                basketry_projections::ProjectorRuntime::new(
+                    std::sync::Arc::clone(&store),
+                    read_db.clone(),
+                    vec![billing],
+                )
+                .run_until(head)
+                .await
+                .map_err(|e| anyhow::anyhow!("bringing the billing index up to date: {e}"))?;
+            }
+            let index = basketry_command_api::billing::SqlDueIndex::new(read_db);
             let meta = basketry_command_api::command::CommandMeta {
                 actor: basketry_domain::Actor::System,
                 correlation_id: uuid::Uuid::now_v7(),
                 idempotency_key: None,
                 now,
             };
-            let report = basketry_command_api::billing::run(store.as_ref(), &meta, as_of)
+            let report = basketry_command_api::billing::run(store.as_ref(), &index, &meta, as_of)
                 .await
                 .map_err(|e| anyhow::anyhow!("billing run: {e}"))?;
             println!(
-                "billing run as of {}: {} subscriptions examined, {} charged, {} charges, {} minor units",
+                "billing run as of {}: {} subscriptions examined, {} charged, {} charges, {} minor units, {} failed",
                 basketry_store::chain::format_timestamp(&as_of),
                 report.subscriptions_examined,
                 report.subscriptions_charged,
                 report.charges,
-                report.amount_charged
+                report.amount_charged,
+                report.subscriptions_failed
             );
-            Ok(ExitCode::SUCCESS)
+            for f in &report.failures {
+                println!("  FAILED subscription {}: {}", f.subscription_id, f.reason);
+            }
+            if report.subscriptions_failed > report.failures.len() as u64 {
+                println!(
+                    "  … and {} more",
+                    report.subscriptions_failed - report.failures.len() as u64
+                );
+            }
+            // Some subscriptions were not charged: say so to the scheduler
+            // that runs this; the next run tries them again.
+            Ok(if report.subscriptions_failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Projections { command } => projections(&settings, command).await,
         Command::Demo { users } => {

@@ -204,6 +204,7 @@ impl Stores {
             rate_limits: "memory".into(),
             jwt_secret: Some(SECRET.into()),
             jwks_url: None,
+            billing_interval: "1h".into(),
         }
     }
 }

@@ -375,6 +375,21 @@ pub async fn spawn_app_with_auth(
         }
     };
     let clock = Clock::system();
+    // The billing index, kept by its projector as `basketry serve` keeps it.
+    let read_url = match &pg {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("read.db").display()),
+    };
+    let read_db = basketry_projections::db::open(&read_url)
+        .await
+        .expect("open the read database");
+    let billing = basketry_projections::projectors::named("billing").expect("billing projector");
+    let runtime = basketry_projections::ProjectorRuntime::new(
+        Arc::clone(&store),
+        read_db.clone(),
+        vec![billing],
+    );
+    tokio::spawn(async move { runtime.run().await });
     let partners = PartnerAuthenticator::new(Arc::clone(&store), partner_config);
     let auth = AuthState {
         jwt,
@@ -385,6 +400,7 @@ pub async fn spawn_app_with_auth(
         rate_limiter,
         idempotency,
         clock: clock.clone(),
+        billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(read_db)),
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let app = Application::build(listener, state, auth).expect("build app");

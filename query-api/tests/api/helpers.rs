@@ -189,6 +189,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
                 .expect("open idempotency store"),
         ),
         clock: Clock::system(),
+        billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(db.clone())),
     });
     let queries = Data::new(QueryState {
         db: db.clone(),
