@@ -34,6 +34,9 @@ pub fn settings(dir: &Path) -> Settings {
         rate_limits: "memory".into(),
         jwt_secret: Some(JWT_SECRET.into()),
         jwks_url: None,
+        // Benchmarks call billing themselves (B7); a scheduled run would
+        // only disturb the other figures.
+        billing_interval: "off".into(),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct TestApp {
     pub store: Arc<dyn EventStore>,
     pub clock: Clock,
     pub admin: String,
+    /// The read database holding the billing index.
+    pub read_db: sqlx::AnyPool,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
@@ -400,7 +402,9 @@ pub async fn spawn_app_with_auth(
         rate_limiter,
         idempotency,
         clock: clock.clone(),
-        billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(read_db)),
+        billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(
+            read_db.clone(),
+        )),
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let app = Application::build(listener, state, auth).expect("build app");
@@ -417,6 +421,7 @@ pub async fn spawn_app_with_auth(
             client,
             store,
             clock,
+            read_db,
             _dir: dir,
             _pg: pg,
         },
