@@ -615,6 +615,9 @@ fn print_verify(report: &basketry::audit::VerifyReport) {
                 format!(", {} rows differ", t.difference_count)
             }
         );
+        if let Some(e) = &t.replay_error {
+            println!("              the log does not replay: {e}");
+        }
         for d in &t.differences {
             println!("              {} row {}", d.kind, d.row);
             for c in &d.columns {
