@@ -1002,7 +1002,9 @@ async fn b7(sizes: Sizes, dir: &Path, report: &mut Report) -> anyhow::Result<()>
         &store,
         &scenario,
         Spec {
-            templates: 3,
+            // One template of each kind (the loader needs them); every
+            // subscription is on the hot, PAID one.
+            templates: 4,
             hot_templates: 1,
             subscriptions: 0..n,
             hot_subscriptions: n,
