@@ -14,7 +14,7 @@ pub const CONFIG_FILE: &str = "basketry.toml";
 
 /// Keys a configuration file may set, each the lower-case name of a
 /// `BASKETRY_*` variable.
-const FILE_KEYS: [&str; 15] = [
+const FILE_KEYS: [&str; 16] = [
     "bind",
     "data_dir",
     "event_store",
@@ -30,6 +30,7 @@ const FILE_KEYS: [&str; 15] = [
     "log_format",
     "rust_log",
     "user_rate_limit_per_minute",
+    "billing_interval",
 ];
 
 /// Applies `basketry.toml` beneath the environment: each key it sets
@@ -92,27 +93,30 @@ pub enum Toggle {
     Disabled,
 }
 
-/// A duration written `500ms`, `30s`, `10m` or `1h`; more than zero.
+/// A duration written `500ms`, `30s`, `10m`, `1h` or `1d`; more than zero.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let invalid = || format!("{text:?} is not a duration like 500ms, 30s, 10m, 1h or 1d");
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s, 10m or 1h"))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        "h" => Duration::from_secs(number.saturating_mul(3600)),
-        _ => return Err(format!("{text:?} is not a duration like 30s, 10m or 1h")),
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(invalid()),
     };
-    if duration.is_zero() {
+    let millis = number
+        .checked_mul(millis_per_unit)
+        .ok_or_else(|| format!("{text:?} is too long"))?;
+    if millis == 0 {
         return Err("the duration must be more than zero".into());
     }
-    Ok(duration)
+    Ok(Duration::from_millis(millis))
 }
 
 /// Where the program keeps its state and how it verifies people.
@@ -212,6 +216,16 @@ pub struct Settings {
         global = true
     )]
     pub idempotency_in_flight_timeout: u32,
+    /// How often the process holding the projector lease runs billing by
+    /// itself: a number with `ms`, `s`, `m`, `h` or `d` (`30m`, `1h`), or
+    /// `off`.
+    #[arg(
+        long,
+        env = "BASKETRY_BILLING_INTERVAL",
+        default_value = "1h",
+        global = true
+    )]
+    pub billing_interval: String,
 }
 
 impl Settings {
@@ -302,6 +316,12 @@ impl Settings {
             jwks_refresh_interval: Some(self.jwks_refresh),
             ..JwtConfig::default()
         })
+    }
+
+    /// The billing interval; `None` when billing does not run by itself.
+    pub fn billing_interval(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        parse_interval(&self.billing_interval)
+            .with_context(|| format!("BASKETRY_BILLING_INTERVAL={:?}", self.billing_interval))
     }
 
     /// The event store URL, defaulting to the embedded SQLite file.
@@ -396,8 +416,52 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["", "10", "m", "0s", "-1m", "1d", "1.5h"] {
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in [
+            "",
+            "10",
+            "m",
+            "0s",
+            "-1m",
+            "1w",
+            "1.5h",
+            "99999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+/// `off`, or a positive whole number followed by `ms`, `s`, `m`, `h` or `d`.
+pub fn parse_interval(raw: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    if raw.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    parse_duration(raw).map(Some).map_err(anyhow::Error::msg)
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::parse_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn intervals_have_a_unit_or_are_off() {
+        assert_eq!(parse_interval("off").unwrap(), None);
+        assert_eq!(
+            parse_interval("1h").unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_interval("250ms").unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_interval("2d").unwrap(),
+            Some(Duration::from_secs(172_800))
+        );
+        for bad in ["", "1", "0s", "h", "1w", "-1h", "1.5h"] {
+            assert!(parse_interval(bad).is_err(), "{bad:?}");
         }
     }
 }

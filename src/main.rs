@@ -103,6 +103,31 @@ enum AuditCommand {
         /// empty) instead of a temporary SQLite file.
         #[arg(long)]
         scratch: Option<String>,
+        /// Also check the log against this signed checkpoint (`basketry
+        /// audit checkpoint`): fail naming every stream that is gone,
+        /// shorter or different, and report gaps in positions up to its
+        /// head. Needs --public-key; a checkpoint whose signature does not
+        /// verify is refused.
+        #[arg(long, requires = "public_key")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The auditor's Ed25519 public key (the `.pub` file written by
+        /// `audit checkpoint --new-key`).
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<std::path::PathBuf>,
+    },
+    /// Print a checkpoint of the log head (newest position, number of
+    /// events, every stream's last revision and hash, a digest over them)
+    /// signed with the auditor's Ed25519 key, as JSON on stdout. Keep it
+    /// away from the server; `audit verify --checkpoint` then proves that
+    /// nothing it saw was removed.
+    Checkpoint {
+        /// The private key to sign with.
+        #[arg(long, conflicts_with = "new_key", required_unless_present = "new_key")]
+        key: Option<std::path::PathBuf>,
+        /// Make a new key in this file (mode 0600, never overwritten; the
+        /// public key goes beside it as FILE.pub) and sign with it.
+        #[arg(long)]
+        new_key: Option<std::path::PathBuf>,
     },
     /// Replay the log up to an instant into a new database and print what
     /// the read models said then: subscribers per template, earnings per
@@ -161,7 +186,8 @@ enum ProjectionsCommand {
     /// Empty a projector's tables and replay the whole log into them (all
     /// projectors when no name is given). Stop `basketry serve` first.
     Rebuild {
-        /// `baskets`, `subscriptions`, `ledger`, `partner_keys` or `schedule`.
+        /// `baskets`, `subscriptions`, `ledger`, `partner_keys`, `schedule` or
+        /// `billing`.
         name: Option<String>,
     },
     /// Print each projector's position and lag.
@@ -172,6 +198,8 @@ enum ProjectionsCommand {
 enum BillingCommand {
     /// Charge every due period of every ACTIVE subscription, each exactly
     /// once however often this runs (same path as POST /admin/billing/run).
+    /// A subscription that cannot be charged is named with the reason and
+    /// the others are charged; the exit code is then 1.
     Run {
         /// Charge periods started by this instant (RFC 3339; default now,
         /// never later than now).
@@ -276,27 +304,62 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = basketry_store::connect(&settings.event_store_url()?)
                 .await
                 .context("opening the event store")?;
+            let read_db = basketry_projections::db::open(&settings.read_db_url()?)
+                .await
+                .context("opening the read database")?;
             let now = chrono::Utc::now();
             let as_of = as_of.unwrap_or(now);
             anyhow::ensure!(as_of <= now, "--as-of must not be in the future");
+            // Bring the billing index up to the log first: no server may be
+            // running. Safe beside one that is (checkpoints are fenced).
+            if let (Some(head), Some(billing)) = (
+                store.head().await?,
+                basketry_projections::projectors::named("billing"),
+            ) {
+                basketry_projections::ProjectorRuntime::new(
+                    std::sync::Arc::clone(&store),
+                    read_db.clone(),
+                    vec![billing],
+                )
+                .run_until(head)
+                .await
+                .map_err(|e| anyhow::anyhow!("bringing the billing index up to date: {e}"))?;
+            }
+            let index = basketry_command_api::billing::SqlDueIndex::new(read_db);
             let meta = basketry_command_api::command::CommandMeta {
                 actor: basketry_domain::Actor::System,
                 correlation_id: uuid::Uuid::now_v7(),
                 idempotency_key: None,
                 now,
             };
-            let report = basketry_command_api::billing::run(store.as_ref(), &meta, as_of)
+            let report = basketry_command_api::billing::run(store.as_ref(), &index, &meta, as_of)
                 .await
                 .map_err(|e| anyhow::anyhow!("billing run: {e}"))?;
             println!(
-                "billing run as of {}: {} subscriptions examined, {} charged, {} charges, {} minor units",
+                "billing run as of {}: {} subscriptions examined, {} charged, {} charges, {} minor units, {} failed",
                 basketry_store::chain::format_timestamp(&as_of),
                 report.subscriptions_examined,
                 report.subscriptions_charged,
                 report.charges,
-                report.amount_charged
+                report.amount_charged,
+                report.subscriptions_failed
             );
-            Ok(ExitCode::SUCCESS)
+            for f in &report.failures {
+                println!("  FAILED subscription {}: {}", f.subscription_id, f.reason);
+            }
+            if report.subscriptions_failed > report.failures.len() as u64 {
+                println!(
+                    "  … and {} more",
+                    report.subscriptions_failed - report.failures.len() as u64
+                );
+            }
+            // Some subscriptions were not charged: say so to the scheduler
+            // that runs this; the next run tries them again.
+            Ok(if report.subscriptions_failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Projections { command } => projections(&settings, command).await,
         Command::Demo { users } => {
@@ -347,7 +410,59 @@ async fn audit(settings: &config::Settings, command: AuditCommand) -> anyhow::Re
         .await
         .context("opening the event store")?;
     match command {
-        AuditCommand::Verify { json, scratch } => {
+        AuditCommand::Checkpoint { key, new_key } => {
+            use basketry::audit::checkpoint;
+            let key = match (key, new_key) {
+                (_, Some(path)) => {
+                    let key = checkpoint::new_key(&path)?;
+                    eprintln!(
+                        "new key in {}, public key in {}",
+                        path.display(),
+                        checkpoint::public_key_path(&path).display()
+                    );
+                    key
+                }
+                (Some(path), None) => checkpoint::read_key(&path)?,
+                (None, None) => anyhow::bail!("give --key FILE or --new-key FILE"),
+            };
+            let signed = checkpoint::take(store.as_ref(), &key)
+                .await
+                .map_err(|e| anyhow::anyhow!("checkpoint: {e}"))?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+            eprintln!(
+                "checkpoint of {} events in {} streams, head {}",
+                signed.checkpoint.events,
+                signed.checkpoint.streams.len(),
+                signed
+                    .checkpoint
+                    .head
+                    .map_or("-".to_string(), |p| p.to_string())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify {
+            json,
+            scratch,
+            checkpoint,
+            public_key,
+        } => {
+            let against = match (checkpoint, public_key) {
+                (Some(file), Some(key)) => {
+                    use basketry::audit::checkpoint as cp;
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let signed: cp::SignedCheckpoint = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a checkpoint", file.display()))?;
+                    let body = cp::open(&signed, &cp::read_public_key(&key)?)?;
+                    // SQL backends number the log 1, 2, 3, …; KurrentDB
+                    // positions are offsets, so gaps mean nothing there.
+                    let url = settings.event_store_url()?;
+                    let sequential = ["sqlite", "postgres", "postgresql", "memory"]
+                        .contains(&url.split(':').next().unwrap_or_default());
+                    Some(cp::CheckpointAudit::new(body, sequential))
+                }
+                _ => None,
+            };
             let live = basketry_projections::db::open(&settings.read_db_url()?)
                 .await
                 .context("opening the read database")?;
@@ -361,9 +476,13 @@ async fn audit(settings: &config::Settings, command: AuditCommand) -> anyhow::Re
                 }
             };
             let progress = Progress::new("the log", "verifying");
-            let report = basketry::audit::verify(store, &live, &scratch_url, |done, total| {
-                progress.update(done, total)
-            })
+            let report = basketry::audit::verify_against(
+                store,
+                &live,
+                &scratch_url,
+                against,
+                |done, total| progress.update(done, total),
+            )
             .await
             .map_err(|e| anyhow::anyhow!("audit: {e}"))?;
             progress.finish();
@@ -508,6 +627,9 @@ fn print_verify(report: &basketry::audit::VerifyReport) {
                 format!(", {} rows differ", t.difference_count)
             }
         );
+        if let Some(e) = &t.replay_error {
+            println!("              the log does not replay: {e}");
+        }
         for d in &t.differences {
             println!("              {} row {}", d.kind, d.row);
             for c in &d.columns {
@@ -544,6 +666,26 @@ fn print_verify(report: &basketry::audit::VerifyReport) {
     }
     for e in &ledger.split_errors {
         println!("       {e}");
+    }
+    if let Some(c) = &report.checkpoint {
+        println!(
+            "{} checkpoint of {} (head {}): {} streams checked, {} events then, {} now",
+            mark(c.ok),
+            c.created_at,
+            c.head.as_deref().unwrap_or("-"),
+            c.streams_checked,
+            c.events_at_checkpoint,
+            c.events_now
+        );
+        for s in &c.streams {
+            println!("       {}: {}", s.kind, s.detail);
+        }
+        for g in &c.gaps {
+            println!("       positions {} to {} are missing", g.from, g.to);
+        }
+        if !c.gaps_checked {
+            println!("       positions not checked for gaps (not a sequence on this store)");
+        }
     }
     println!(
         "{}",

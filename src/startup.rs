@@ -70,6 +70,8 @@ pub struct Application {
     /// lease and key-usage flushes, never requests
     /// (`docs/adr/0013-back-pressure-timeouts-and-pools.md`).
     background_db: sqlx::AnyPool,
+    /// How often the lease holder runs billing (`None`: never by itself).
+    billing_every: Option<Duration>,
     /// The command side's clock (tests move it).
     pub clock: Clock,
     /// The event store (tests inspect it).
@@ -98,6 +100,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         // A deployment that would verify tokens loosely does not start.
         let jwt_config = settings.jwt_config()?;
+        let billing_every = settings.billing_interval()?;
         let store = basketry_store::connect(&settings.event_store_url()?)
             .await
             .context("opening the event store")?;
@@ -147,6 +150,9 @@ impl Application {
             user_rate_limit: RateLimitPolicy::per_person(settings.user_rate_limit_per_minute),
             idempotency: Arc::clone(&idempotency),
             clock: clock.clone(),
+            billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(
+                read_db.clone(),
+            )),
         });
         let query = Data::new(QueryState {
             db: read_db.clone(),
@@ -217,6 +223,7 @@ impl Application {
             usage,
             read_db,
             background_db,
+            billing_every,
             clock,
             store,
         })
@@ -243,11 +250,22 @@ impl Application {
     /// saved), pending key usage is written.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let (stop_projectors, stop_rx) = tokio::sync::watch::channel(false);
+        let lease = basketry_projections::lease::Lease::new(
+            self.background_db.clone(),
+            PROJECTOR_LEASE_TTL,
+        );
+        let billing = match (self.roles.projector, self.billing_every) {
+            (true, Some(every)) => Some(tokio::spawn(billing_loop(
+                Arc::clone(&self.store),
+                self.read_db.clone(),
+                self.clock.clone(),
+                lease.holder().to_string(),
+                every,
+                stop_rx.clone(),
+            ))),
+            _ => None,
+        };
         let projectors = self.roles.projector.then(|| {
-            let lease = basketry_projections::lease::Lease::new(
-                self.background_db.clone(),
-                PROJECTOR_LEASE_TTL,
-            );
             // The runtime `/readyz` reads is the one the lease runs (its
             // successors report their errors to it).
             tokio::spawn(basketry_projections::lease::run_with_lease(
@@ -270,6 +288,9 @@ impl Application {
         });
         let served = self.server.await;
         let _ = stop_projectors.send(true);
+        if let Some(billing) = billing {
+            let _ = billing.await;
+        }
         if let Some(projectors) = projectors {
             let _ = projectors.await;
         }
@@ -278,6 +299,74 @@ impl Application {
             tracing::warn!(error = %e, "writing key usage at shutdown failed");
         }
         served.context("serving")
+    }
+}
+
+/// How often the billing loop looks whether this process holds the
+/// projector lease and whether a run is due.
+const BILLING_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether the projector lease is held by `holder` and not expired.
+async fn holds_lease(db: &sqlx::AnyPool, holder: &str) -> bool {
+    use sqlx::Row;
+    let row = sqlx::query("SELECT holder, expires_at FROM projector_leases WHERE name = $1")
+        .bind("projectors")
+        .fetch_optional(db)
+        .await;
+    match row {
+        Ok(Some(row)) => {
+            let held_by: Result<String, _> = row.try_get("holder");
+            let until: Result<i64, _> = row.try_get("expires_at");
+            matches!((held_by, until), (Ok(h), Ok(u))
+                if h == holder && u > chrono::Utc::now().timestamp_millis())
+        }
+        _ => false,
+    }
+}
+
+/// Billing by itself: while this process holds the projector lease (so one
+/// process in a deployment does it), a run every `every`, the first as soon
+/// as the lease is held. A run that fails as a whole is logged and tried at
+/// the next check; failing subscriptions are in its report and retried by
+/// the next run.
+async fn billing_loop(
+    store: Arc<dyn EventStore>,
+    read_db: sqlx::AnyPool,
+    clock: Clock,
+    holder: String,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let index = basketry_command_api::billing::SqlDueIndex::new(read_db.clone());
+    let mut last_run: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            () = tokio::time::sleep(BILLING_CHECK_EVERY.min(every)) => {}
+        }
+        if last_run.is_some_and(|at| at.elapsed() < every) || !holds_lease(&read_db, &holder).await
+        {
+            continue;
+        }
+        let now = clock.now();
+        let meta = basketry_command_api::command::CommandMeta {
+            actor: basketry_domain::Actor::System,
+            correlation_id: uuid::Uuid::now_v7(),
+            idempotency_key: None,
+            now,
+        };
+        match basketry_command_api::billing::run(store.as_ref(), &index, &meta, now).await {
+            Ok(report) => {
+                last_run = Some(tokio::time::Instant::now());
+                tracing::info!(
+                    charges = report.charges,
+                    subscriptions_examined = report.subscriptions_examined,
+                    subscriptions_failed = report.subscriptions_failed,
+                    "scheduled billing run"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduled billing run failed; retrying"),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `basketry-bench`: Basketry's benchmark harness.
 //!
 //! ```text
-//! cargo run --release -p basketry-bench -- all          # B1–B6, full sizes
+//! cargo run --release -p basketry-bench -- all          # B1–B7, full sizes
 //! cargo run --release -p basketry-bench -- all --quick  # small sizes
 //! cargo run --release -p basketry-bench -- b4           # one benchmark
 //! ```
@@ -25,7 +25,12 @@
 //! * B6 — `GET /execution/plan` (ndjson) for a minute with 100 000 ACTIVE
 //!   subscribers: time to last byte and peak RSS.
 //!
-//! Data for B4–B6 comes from the bulk loader ([`data`]).
+//! * B7 — a billing run (`basketry_command_api::billing::run`) over 100 000
+//!   due PAID subscriptions on SQLite: charges per second, against reading
+//!   and deciding the same subscriptions without appending (the run's
+//!   floor).
+//!
+//! Data for B4–B7 comes from the bulk loader ([`data`]).
 
 mod appends;
 mod data;
@@ -52,7 +57,7 @@ use crate::report::{mib, ms, per_sec, ratio, thousands, Report, Verdict};
 #[derive(Parser)]
 #[command(
     name = "basketry-bench",
-    about = "Basketry's benchmark harness (B1-B6)"
+    about = "Basketry's benchmark harness (B1-B7)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -61,7 +66,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// B1 to B6.
+    /// B1 to B7.
     All(Opts),
     /// Durable appends through EventStore vs naive and bulk SQL.
     B1(Opts),
@@ -75,6 +80,8 @@ enum Cmd {
     B5(Opts),
     /// GET /execution/plan (ndjson) for 100 000 ACTIVE subscribers.
     B6(Opts),
+    /// A billing run over 100 000 due subscriptions on SQLite.
+    B7(Opts),
     /// The load generator (used by B3 and B5 as a separate process).
     Load(LoadArgs),
     /// One B4 phase in a process of its own (so that its peak RSS is the
@@ -173,13 +180,14 @@ fn main() -> anyhow::Result<()> {
                 read,
                 batch_size,
             } => rebuild_phase(&events, &read, batch_size).await,
-            Cmd::All(o) => run(o, &["b1", "b2", "b3", "b4", "b5", "b6"]).await,
+            Cmd::All(o) => run(o, &["b1", "b2", "b3", "b4", "b5", "b6", "b7"]).await,
             Cmd::B1(o) => run(o, &["b1"]).await,
             Cmd::B2(o) => run(o, &["b2"]).await,
             Cmd::B3(o) => run(o, &["b3"]).await,
             Cmd::B4(o) => run(o, &["b4"]).await,
             Cmd::B5(o) => run(o, &["b5"]).await,
             Cmd::B6(o) => run(o, &["b6"]).await,
+            Cmd::B7(o) => run(o, &["b7"]).await,
         }
     })
 }
@@ -229,6 +237,7 @@ async fn run(opts: Opts, which: &[&str]) -> anyhow::Result<()> {
                     b56(sizes, &dir, &mut report, false, true).await
                 }
             }
+            "b7" => b7(sizes, &dir, &mut report).await,
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -974,5 +983,109 @@ async fn b6(server: &server::Server, report: &mut Report, loaded: &Loaded) -> an
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    Ok(())
+}
+
+/// B7: one billing run over `sizes.hot_subscriptions` PAID ACTIVE
+/// subscriptions all due (as of 32 days after they were recorded), from the
+/// billing index, on SQLite.
+async fn b7(sizes: Sizes, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
+    use basketry_command_api::billing::{self, SqlDueIndex};
+    let scenario = Scenario::record(&dir.join("scenario")).await?;
+    let app_dir = dir.join("app");
+    std::fs::create_dir_all(&app_dir)?;
+    let store =
+        basketry_store::connect(&format!("sqlite://{}", app_dir.join("events.db").display()))
+            .await?;
+    let n = sizes.hot_subscriptions;
+    let loaded = data::load(
+        &store,
+        &scenario,
+        Spec {
+            // One template of each kind (the loader needs them); every
+            // subscription is on the hot, PAID one.
+            templates: 4,
+            hot_templates: 1,
+            subscriptions: 0..n,
+            hot_subscriptions: n,
+            with_templates: true,
+        },
+    )
+    .await?;
+    let read_db =
+        basketry_projections::db::open(&format!("sqlite://{}", app_dir.join("read.db").display()))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Preparation, not measured: the billing index up to the log.
+    ProjectorRuntime::new(
+        Arc::clone(&store),
+        read_db.clone(),
+        basketry_projections::projectors::named("billing")
+            .into_iter()
+            .collect(),
+    )
+    .with_config(basketry_projections::RuntimeConfig {
+        batch_size: 5_000,
+        ..Default::default()
+    })
+    .catch_up()
+    .await
+    .map_err(|e| anyhow::anyhow!("projecting the billing index: {e}"))?;
+    let as_of = chrono::Utc::now() + chrono::TimeDelta::days(32);
+    let meta = basketry_command_api::command::CommandMeta {
+        actor: basketry_domain::Actor::System,
+        correlation_id: uuid::Uuid::now_v7(),
+        idempotency_key: None,
+        now: as_of,
+    };
+    let index = SqlDueIndex::new(read_db.clone());
+    let t = Instant::now();
+    let run = billing::run(store.as_ref(), &index, &meta, as_of)
+        .await
+        .map_err(|e| anyhow::anyhow!("billing run: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    let rate = run.charges as f64 / secs;
+    // The floor: read each due subscription's stream, as the run does,
+    // without deciding or appending.
+    let t = Instant::now();
+    let mut streams = 0u64;
+    let mut after = None;
+    loop {
+        let page = store.read_all(after, 5_000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.position);
+        for e in page
+            .iter()
+            .filter(|e| e.event_type == "SubscribedToTemplate")
+        {
+            store
+                .read_stream(&e.stream_id, basketry_store::Revision::START)
+                .await?;
+            streams += 1;
+        }
+    }
+    let read_rate = streams as f64 / t.elapsed().as_secs_f64();
+    report.row(
+        "B7",
+        &format!(
+            "billing run over {} due subscriptions (SQLite): charges/s",
+            thousands(n as u64)
+        ),
+        per_sec(rate),
+        format!("{} (stream reads)", per_sec(read_rate)),
+        ratio(rate, read_rate),
+        "≥ 5 000/s",
+        Verdict::of(rate >= 5_000.0 && run.subscriptions_failed == 0 && run.charges == n as u64),
+    );
+    report.note(format!(
+        "B7: {} events loaded in {:.1} s; the run examined {} subscriptions, made {} charges \
+         ({} failed) in {secs:.2} s",
+        thousands(loaded.events),
+        loaded.seconds,
+        thousands(run.subscriptions_examined),
+        thousands(run.charges),
+        run.subscriptions_failed,
+    ));
+    read_db.close().await;
     Ok(())
 }

@@ -52,6 +52,9 @@ pub struct AppState {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// The time commands are decided at.
     pub clock: Clock,
+    /// Where billing runs find the subscriptions due (the billing index of
+    /// the read database).
+    pub billing_index: Arc<dyn crate::billing::DueIndex>,
 }
 
 /// The command side's clock: system time plus an offset that is zero in

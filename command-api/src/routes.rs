@@ -2071,7 +2071,12 @@ pub(crate) struct BillingInput {
 ///
 /// Admins. Charges every due period of every ACTIVE subscription up to
 /// `as_of` (now when absent; never in the future), each period exactly
-/// once however often the run repeats.
+/// once however often the run repeats. Due subscriptions come from the
+/// billing index; one that cannot be charged is counted in
+/// `subscriptions_failed` and named in `failures` with the reason, and the
+/// run goes on with the others (the next run tries it again). The process
+/// holding the projector lease also runs this every
+/// `BASKETRY_BILLING_INTERVAL`.
 #[utoipa::path(
     post,
     path = "/admin/billing/run",
@@ -2106,7 +2111,13 @@ async fn billing_run(
         if as_of > meta.now {
             return Err(ValidationErrors::single("as_of", "must not be in the future").into());
         }
-        let report = crate::billing::run(state.store.as_ref(), &meta, as_of).await?;
+        let report = crate::billing::run(
+            state.store.as_ref(),
+            state.billing_index.as_ref(),
+            &meta,
+            as_of,
+        )
+        .await?;
         Ok(Reply::ok(
             serde_json::to_value(&report).unwrap_or(Value::Null),
             report.last_position,

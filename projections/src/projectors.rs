@@ -8,6 +8,7 @@
 //! | [`ledger`](LedgerProjector) | `rm_ledger` | `SubscriptionCharged` |
 //! | [`partner_keys`](PartnerKeysProjector) | `rm_partner_keys`, `rm_partners` | partner events |
 //! | [`schedule`](ScheduleProjector) | `rm_execution_schedule`, `rm_execution_baskets` | basket events |
+//! | [`billing`](BillingIndexProjector) | `rm_billing_index` | subscription events of PAID subscriptions |
 //!
 //! They copy what events carry (SPEC §5: "projectors copy, they do not
 //! recompute business rules"). Events of types a projector does not handle
@@ -21,6 +22,7 @@
 //! events' own serde shapes.
 
 mod baskets;
+mod billing;
 mod ledger;
 mod partner_keys;
 mod schedule;
@@ -34,6 +36,7 @@ use serde::Serialize;
 use sqlx::any::AnyQueryResult;
 
 pub use baskets::BasketsProjector;
+pub use billing::BillingIndexProjector;
 pub use ledger::LedgerProjector;
 pub use partner_keys::PartnerKeysProjector;
 pub use schedule::ScheduleProjector;
@@ -49,6 +52,7 @@ pub fn all() -> Vec<Arc<dyn Projector>> {
         Arc::new(LedgerProjector),
         Arc::new(PartnerKeysProjector),
         Arc::new(ScheduleProjector),
+        Arc::new(BillingIndexProjector),
     ]
 }
 

@@ -61,7 +61,9 @@
 //! subscribers: a task reads the rows with `fetch` (never collecting them)
 //! and hands the body on in chunks of about [`CHUNK_BYTES`] through a
 //! channel of [`CHANNEL_CHUNKS`] chunks, so a slow client slows the read
-//! down instead of filling memory, and a client that goes away stops it.
+//! down instead of filling memory, and a client that goes away stops it; a
+//! client that stops reading for [`STALLED_CLIENT`] is cut off, so it
+//! cannot keep a pooled connection from other requests.
 //! The plan is two passes of one indexed join (`rm_execution_schedule` of
 //! the minute joined to `rm_subscriptions` on `template_id`, `status`), the
 //! first writing the orders and the second the skipped entries, in one
@@ -118,6 +120,14 @@ pub const CHUNK_BYTES: usize = 32 * 1024;
 
 /// How many chunks may wait for a slow client.
 pub const CHANNEL_CHUNKS: usize = 4;
+
+/// How long the plan's read waits for a client to take the next chunk. The
+/// read holds a pooled connection (its snapshot) while it waits, so a
+/// client that stops reading is cut off after this long and the connection
+/// goes back to the pool; its body ends without the `end` line (ndjson) or
+/// the closing brackets (JSON). A client that reads, however slowly, is not
+/// affected: the wait is per chunk.
+pub const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The rows of one minute: the owner's line of each strategy of a basket
 /// never published, and one line per ACTIVE subscription of each template,
@@ -524,7 +534,16 @@ impl Writer {
             &mut self.buf,
             Vec::with_capacity(CHUNK_BYTES + 4096),
         ));
-        self.tx.send(Ok(chunk)).await.map_err(|_| Stop::Gone)
+        match tokio::time::timeout(STALLED_CLIENT, self.tx.send(Ok(chunk))).await {
+            Ok(sent) => sent.map_err(|_| Stop::Gone),
+            Err(_) => {
+                tracing::warn!(
+                    "execution plan: the client took no data for {} s; cut off",
+                    STALLED_CLIENT.as_secs()
+                );
+                Err(Stop::Gone)
+            }
+        }
     }
 
     async fn maybe_flush(&mut self) -> Result<(), Stop> {
@@ -897,5 +916,60 @@ mod tests {
             assert!(PlanMinute::parse(Some(bad)).is_err(), "{bad}");
         }
         assert!(PlanMinute::parse(None).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_gives_its_connection_back() {
+        // One connection in the pool: the plan's read takes it.
+        let db = basketry_projections::db::open("sqlite::memory:")
+            .await
+            .expect("read database");
+        sqlx::query(
+            "INSERT INTO rm_execution_schedule (basket_id, strategy_id, phase, weekday, \
+             minute_of_day, phase_rank, owner_id, owner_trades, strategy_name, underlying, \
+             product, legs, basket_revision) VALUES ('t1', 's1', 'ENTRY', 'MON', 560, 1, \
+             'owner', 0, 'Straddle', 'NIFTY', 'MIS', '[]', 1)",
+        )
+        .execute(&db)
+        .await
+        .expect("schedule row");
+        // Enough subscribers (none with an allocation: one skipped line
+        // each) for a body far larger than the channel holds.
+        for i in 0..2_000 {
+            sqlx::query(
+                "INSERT INTO rm_subscriptions (subscription_id, created_position, user_id, \
+                 user_email, template_id, template_name, status, pricing_type, monthly_fee, \
+                 currency, allocations, status_history, created_at, updated_at) VALUES \
+                 ($1, $2, $3, 'x@example.com', 't1', 'T', 'ACTIVE', 'FREE', 0, 'INR', '[]', \
+                 '[]', '2026-11-23T00:00:00.000000Z', '2026-11-23T00:00:00.000000Z')",
+            )
+            .bind(format!("sub-{i:05}"))
+            .bind(i64::from(i))
+            .bind(format!("user-{i:05}"))
+            .execute(&db)
+            .await
+            .expect("subscription row");
+        }
+        let plan = PlanMinute::parse(Some("2026-11-23T03:50:00Z")).expect("a Monday at 09:20 IST");
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let producer = tokio::spawn(produce(db.clone(), plan, Format::Ndjson, tx));
+        // The client never reads; another request still gets the
+        // connection, within the stall limit and not at the pool's timeout.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let started = std::time::Instant::now();
+        let conn = tokio::time::timeout(
+            STALLED_CLIENT + std::time::Duration::from_secs(10),
+            db.acquire(),
+        )
+        .await
+        .expect("the connection came back")
+        .expect("acquire");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(1),
+            "the read had it"
+        );
+        drop(conn);
+        producer.await.expect("the producer ended");
+        drop(rx);
     }
 }

@@ -27,7 +27,12 @@
 //! in alphabetical order) has each sum.
 //!
 //! `Accept: text/csv` gives the whole range (no paging; `limit` and
-//! `cursor` are ignored) as RFC 4180 CSV, CRLF line ends, with the header
+//! `cursor` are ignored) as RFC 4180 CSV, streamed (chunked) in pages of
+//! [`CSV_PAGE`] lines read one query at a time, so memory stays bounded and
+//! no database connection is held while the client reads; the range is
+//! fixed when the request starts (lines up to the newest commit position
+//! then), so it is the same bytes as a single read would give. CRLF line
+//! ends, with the header
 //! row `event_id,position,commit_position,prepare_position,subscription_id,
 //! template_id,user_id,partner_id,period_index,period_start,period_end,
 //! amount,currency,partner_bps,platform_bps,partner_share,platform_share,
@@ -75,11 +80,13 @@
 //! timestamps, ISO codes), so the form needs no escaping. A future change
 //! of the form gets a new `canonical_form_version`.
 
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
 use chrono::{Datelike, NaiveDate};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -89,7 +96,7 @@ use crate::error::QueryError;
 use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{DateRange, Params};
-use crate::request::{accepts, run, Reply};
+use crate::request::{accepts, run, ChunkStream, Reply};
 use crate::rows::{int, opt_text, snapshot, text, Sql};
 use crate::QueryState;
 
@@ -404,6 +411,80 @@ async fn all_lines(db: &AnyPool, filter: &Filter) -> Result<Vec<LedgerLine>, Que
     rows.iter().map(LedgerLine::from_row).collect()
 }
 
+/// Lines per page of a streamed CSV export.
+pub const CSV_PAGE: i64 = 1_000;
+
+/// Where a streamed CSV export is.
+struct CsvCursor {
+    db: AnyPool,
+    filter: Filter,
+    /// The newest commit position when the export started: the range.
+    upper: i64,
+    /// Key of the last line sent.
+    after: Option<Vec<KeyValue>>,
+    done: bool,
+}
+
+impl CsvCursor {
+    /// The next page as CSV rows (empty when the range is done).
+    async fn next_page(&mut self) -> Result<String, QueryError> {
+        if self.done {
+            return Ok(String::new());
+        }
+        let mut sql = self.filter.lines_sql();
+        sql.push(" AND l.commit_position <= ").bind(self.upper);
+        if let Some(key) = &self.after {
+            LEDGER.push_after(&mut sql, key);
+        }
+        sql.push(&format!(" ORDER BY {} LIMIT ", LEDGER.order_by()))
+            .bind(CSV_PAGE);
+        // One statement on a pooled connection, returned before the page
+        // is sent: a slow reader holds no connection.
+        let rows = sql.query().fetch_all(&self.db).await?;
+        let lines = rows
+            .iter()
+            .map(LedgerLine::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.done = (lines.len() as i64) < CSV_PAGE;
+        self.after = lines.last().map(LedgerLine::key);
+        let mut body = String::with_capacity(160 * lines.len());
+        for line in &lines {
+            body.push_str(&line.csv_row());
+            body.push_str("\r\n");
+        }
+        Ok(body)
+    }
+}
+
+/// The CSV export of `filter` as a stream: the header and the first page
+/// are read before answering (so a failing database is a problem+json
+/// answer), the other pages as the client takes them.
+async fn csv_stream(db: &AnyPool, filter: Filter) -> Result<ChunkStream, QueryError> {
+    let mut sql = Sql::new(
+        "SELECT CAST(COALESCE(MAX(l.commit_position), 0) AS BIGINT) AS upper \
+         FROM rm_ledger l WHERE 1 = 1",
+    );
+    filter.push(&mut sql);
+    let upper = int(&sql.query().fetch_one(db).await?, "upper")?;
+    let mut cursor = CsvCursor {
+        db: db.clone(),
+        filter,
+        upper,
+        after: None,
+        done: upper == 0,
+    };
+    let first = format!("{CSV_HEADER}\r\n{}", cursor.next_page().await?);
+    let rest = futures::stream::try_unfold(cursor, |mut cursor| async move {
+        if cursor.done {
+            return Ok(None);
+        }
+        let page = cursor.next_page().await?;
+        Ok(Some((Bytes::from(page), cursor)))
+    });
+    let body = futures::stream::once(async move { Ok(Bytes::from(first)) }).chain(rest);
+    Ok(ChunkStream(Box::pin(body)))
+}
+
 /// Whether the client asked for CSV (`text/csv` acceptable with q > 0).
 fn wants_csv(req: &HttpRequest) -> bool {
     accepts(req, "text/csv")
@@ -420,14 +501,13 @@ async fn ledger(
 ) -> Result<Reply, QueryError> {
     let page = PageRequest::from_params(params, LEDGER)?;
     if wants_csv(req) {
-        let lines = all_lines(&state.db, &filter).await?;
-        let body = csv(&lines);
+        let body = csv_stream(&state.db, filter).await?;
         let filename = format!(
             "{file_stem}-{}-{}.csv",
             params.get("from").unwrap_or("start"),
             params.get("to").unwrap_or("now")
         );
-        return Ok(Reply::Csv { body, filename });
+        return Ok(Reply::CsvStream { body, filename });
     }
 
     let mut tx = snapshot(&state.db).await?;

@@ -38,6 +38,25 @@ pub enum Reply {
         /// `Content-Disposition` file name.
         filename: String,
     },
+    /// `text/csv; charset=utf-8` sent as it is produced (chunked), with a
+    /// suggested file name.
+    CsvStream {
+        /// The CSV text in chunks, header row first.
+        body: ChunkStream,
+        /// `Content-Disposition` file name.
+        filename: String,
+    },
+}
+
+/// A body produced while it is sent.
+pub struct ChunkStream(
+    pub futures::stream::BoxStream<'static, Result<actix_web::web::Bytes, QueryError>>,
+);
+
+impl std::fmt::Debug for ChunkStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChunkStream")
+    }
 }
 
 /// Runs `handler` for `principal` with rate limits and the consistency
@@ -105,6 +124,14 @@ fn render(reply: Reply) -> HttpResponse {
                 format!("attachment; filename=\"{filename}\""),
             ))
             .body(body),
+        Reply::CsvStream { body, filename } => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "text/csv; charset=utf-8"))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .insert_header((
+                "content-disposition",
+                format!("attachment; filename=\"{filename}\""),
+            ))
+            .streaming(body.0),
     }
 }
 

@@ -265,6 +265,126 @@ impl ChainVerifier {
     }
 }
 
+/// Where one stream ended when the log was read: its last revision and that
+/// event's hash. An audit checkpoint keeps one per stream, so that a later
+/// read can name a stream that disappeared, lost its last events, or had
+/// them rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StreamHead {
+    /// The stream.
+    pub stream_id: String,
+    /// Revision of its last event.
+    pub revision: u64,
+    /// Hash of that event.
+    pub hash: String,
+}
+
+/// `hex(SHA-256(…))` over `stream_id \t revision \t hash \n` for every head in
+/// stream-id order (byte order): one digest that changes when any stream's
+/// head does.
+pub fn heads_digest(heads: &[StreamHead]) -> String {
+    let mut sorted: Vec<&StreamHead> = heads.iter().collect();
+    sorted.sort_by(|a, b| a.stream_id.as_bytes().cmp(b.stream_id.as_bytes()));
+    let mut h = Sha256::new();
+    for head in sorted {
+        h.update(head.stream_id.as_bytes());
+        h.update(b"\t");
+        h.update(head.revision.to_string().as_bytes());
+        h.update(b"\t");
+        h.update(head.hash.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// Collects every stream's head and the number of events while the log is
+/// read in position order; memory grows with the number of streams.
+#[derive(Debug, Default)]
+pub struct LogHeads {
+    heads: std::collections::BTreeMap<String, (u64, String)>,
+    events: u64,
+    last: Option<Position>,
+}
+
+impl LogHeads {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next event of the log.
+    pub fn push(&mut self, e: &RecordedEvent) {
+        self.events += 1;
+        self.last = Some(e.position);
+        let head = self
+            .heads
+            .entry(e.stream_id.to_string())
+            .or_insert((e.revision.0, String::new()));
+        if e.revision.0 >= head.0 {
+            *head = (e.revision.0, e.metadata.hash.clone());
+        }
+    }
+
+    /// Events seen.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Position of the last event seen.
+    pub fn last(&self) -> Option<Position> {
+        self.last
+    }
+
+    /// Every stream's head, in stream-id order.
+    pub fn heads(&self) -> Vec<StreamHead> {
+        self.heads
+            .iter()
+            .map(|(stream_id, (revision, hash))| StreamHead {
+                stream_id: stream_id.clone(),
+                revision: *revision,
+                hash: hash.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Positions missing from a single-sequence log (SQLite, PostgreSQL, memory:
+/// positions are 1, 2, 3, … with no hole, see `docs/adr/0003-event-store-schema.md`),
+/// as inclusive `(first, last)` ranges, found while it is read in order.
+/// KurrentDB positions are byte offsets, not a sequence: do not use it there.
+#[derive(Debug, Default)]
+pub struct PositionGaps {
+    next: u64,
+    gaps: Vec<(u64, u64)>,
+}
+
+impl PositionGaps {
+    /// Expects position 1 first.
+    pub fn new() -> Self {
+        Self {
+            next: 1,
+            gaps: Vec::new(),
+        }
+    }
+
+    /// Takes the next position read.
+    pub fn push(&mut self, p: Position) {
+        if p.commit > self.next {
+            self.gaps.push((self.next, p.commit - 1));
+        }
+        self.next = self.next.max(p.commit + 1);
+    }
+
+    /// Closes the read at `head`: positions after the last one read up to
+    /// `head` are missing too.
+    pub fn finish(mut self, head: u64) -> Vec<(u64, u64)> {
+        if head >= self.next {
+            self.gaps.push((self.next, head));
+        }
+        self.gaps
+    }
+}
+
 /// The metadata document the SQL backends keep beside `data`.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct StoredMetadata {
@@ -454,5 +574,50 @@ mod tests {
         let mut h = Sha256::new();
         h.update(format!("{GENESIS_HASH}\n{canonical}").as_bytes());
         assert_eq!(e.metadata.hash, hex::encode(h.finalize()));
+    }
+
+    #[test]
+    fn heads_name_each_streams_last_event_and_gaps_are_ranges() {
+        let mut prev: std::collections::HashMap<&str, String> = Default::default();
+        let mut log = Vec::new();
+        for (i, name) in ["basket-1", "partner-ZEBU", "basket-1"].iter().enumerate() {
+            let p = prev.entry(name).or_insert_with(|| GENESIS_HASH.to_string());
+            let revision = if i == 2 { 1 } else { 0 };
+            let e = seal(
+                &StreamId::parse(*name).expect("valid"),
+                Revision(revision),
+                Position::sequence(i as u64 + 1),
+                p,
+                at(),
+                new_event(serde_json::json!({"n": i})),
+            );
+            *p = e.metadata.hash.clone();
+            log.push(e);
+        }
+        let mut heads = LogHeads::new();
+        log.iter().for_each(|e| heads.push(e));
+        let got = heads.heads();
+        assert_eq!(heads.events(), 3);
+        assert_eq!(
+            got.iter()
+                .map(|h| (h.stream_id.as_str(), h.revision, h.hash.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("basket-1", 1, log[2].metadata.hash.as_str()),
+                ("partner-ZEBU", 0, log[1].metadata.hash.as_str())
+            ]
+        );
+        let mut reversed = got.clone();
+        reversed.reverse();
+        assert_eq!(heads_digest(&got), heads_digest(&reversed));
+        let mut shorter = got.clone();
+        shorter[0].revision = 0;
+        assert_ne!(heads_digest(&got), heads_digest(&shorter));
+
+        let mut gaps = PositionGaps::new();
+        for p in [1, 2, 5, 6, 9] {
+            gaps.push(Position::sequence(p));
+        }
+        assert_eq!(gaps.finish(11), vec![(3, 4), (7, 8), (10, 11)]);
     }
 }

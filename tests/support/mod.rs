@@ -218,6 +218,7 @@ impl Stores {
                 basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
             idempotency_in_flight_timeout:
                 basketry::config::DEFAULT_IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECS,
+            billing_interval: "1h".into(),
         }
     }
 }

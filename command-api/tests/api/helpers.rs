@@ -31,6 +31,8 @@ pub struct TestApp {
     pub store: Arc<dyn EventStore>,
     pub clock: Clock,
     pub admin: String,
+    /// The read database holding the billing index.
+    pub read_db: sqlx::AnyPool,
     _dir: tempfile::TempDir,
     _pg: Option<PgDatabase>,
 }
@@ -418,6 +420,21 @@ async fn spawn_app_wrapping(
     let store = wrap_store(store);
     let idempotency = wrap_idempotency(idempotency);
     let clock = Clock::system();
+    // The billing index, kept by its projector as `basketry serve` keeps it.
+    let read_url = match &pg {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("read.db").display()),
+    };
+    let read_db = basketry_projections::db::open(&read_url)
+        .await
+        .expect("open the read database");
+    let billing = basketry_projections::projectors::named("billing").expect("billing projector");
+    let runtime = basketry_projections::ProjectorRuntime::new(
+        Arc::clone(&store),
+        read_db.clone(),
+        vec![billing],
+    );
+    tokio::spawn(async move { runtime.run().await });
     let partners = PartnerAuthenticator::new(Arc::clone(&store), partner_config);
     let auth = AuthState {
         jwt,
@@ -431,6 +448,9 @@ async fn spawn_app_wrapping(
         ),
         idempotency,
         clock: clock.clone(),
+        billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(
+            read_db.clone(),
+        )),
     };
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let app = Application::build(listener, state, auth).expect("build app");
@@ -447,6 +467,7 @@ async fn spawn_app_wrapping(
             client,
             store,
             clock,
+            read_db,
             _dir: dir,
             _pg: pg,
         },

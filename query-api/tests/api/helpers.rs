@@ -202,6 +202,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
                 .expect("open idempotency store"),
         ),
         clock: clock.clone(),
+        billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(db.clone())),
     });
     let checkpoints = CheckpointWatcher::new(db.clone(), Vec::new());
     let queries = Data::new(QueryState {

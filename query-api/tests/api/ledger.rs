@@ -13,6 +13,7 @@ on_every_backend!(
     a_statement_digest_recomputes_from_the_documented_canonical_form,
     admins_and_auditors_read_any_partners_ledger_or_all,
     ledger_pages_never_repeat_or_skip_while_charges_arrive,
+    a_large_csv_range_is_streamed_chunked_with_the_same_bytes,
 );
 
 /// ZEBU's October lines (with both edges of the month), and lines that must
@@ -372,4 +373,40 @@ async fn ledger_pages_never_repeat_or_skip_while_charges_arrive(app: TestApp) {
         );
     }
     assert_eq!(seen, expected);
+}
+
+async fn a_large_csv_range_is_streamed_chunked_with_the_same_bytes(app: TestApp) {
+    // More lines than two pages of the export, over the whole month.
+    let n = 2 * basketry_query_api::ledger::CSV_PAGE as usize + 321;
+    for i in 0..n {
+        let start = format!(
+            "2026-10-{:02}T{:02}:{:02}:00.000000Z",
+            1 + i % 30,
+            (i / 30) % 24,
+            i % 60
+        );
+        app.seed_ledger(Some("ZEBU"), &start, 1_000 + i as i64, 3000)
+            .await;
+    }
+    app.seed_ledger(Some("ANGEL"), "2026-10-10T00:00:00.000000Z", 99900, 2500)
+        .await;
+    let (zebu, _) = app.partner("ZEBU", &["ledger:read"], None).await;
+    let csv = app
+        .get_with(
+            "/partner/ledger?from=2026-10-01&to=2026-10-31",
+            &zebu,
+            &[("Accept", "text/csv")],
+        )
+        .await;
+    assert_eq!(csv.status, 200, "{}", csv.text);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert_eq!(csv.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(csv.header("content-length"), None);
+    // The same bytes as the buffered rendering of the same lines (the
+    // month's statement lists exactly these).
+    let statement = basketry_query_api::ledger::Statement::load(&app.db, "ZEBU", "2026-10")
+        .await
+        .expect("statement");
+    assert_eq!(statement.lines.len(), n);
+    assert_eq!(csv.text, statement.to_csv());
 }
