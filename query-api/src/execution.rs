@@ -840,9 +840,15 @@ pub async fn plan(
     req: HttpRequest,
     principal: Principal,
 ) -> HttpResponse {
+    // The plan streams, so it takes its token here rather than in
+    // `request::run`; the headers go on every answer, errors included.
+    let limits = match crate::request::admit(&state, &principal).await {
+        Ok(limits) => limits,
+        Err(refused) => return refused,
+    };
     let plan = match prepare(&state, &req, &principal).await {
         Ok(plan) => plan,
-        Err(e) => return e.error_response(),
+        Err(e) => return crate::request::with_headers(e.error_response(), &limits),
     };
     let format = if accepts(&req, NDJSON) {
         Format::Ndjson
@@ -853,10 +859,10 @@ pub async fn plan(
     tokio::spawn(produce(state.db.clone(), plan, format, tx));
     let first = match rx.recv().await {
         Some(Ok(chunk)) => chunk,
-        Some(Err(e)) => return e.error_response(),
+        Some(Err(e)) => return crate::request::with_headers(e.error_response(), &limits),
         None => {
-            return QueryError::Corrupt("the plan writer stopped without a word".into())
-                .error_response()
+            let e = QueryError::Corrupt("the plan writer stopped without a word".into());
+            return crate::request::with_headers(e.error_response(), &limits);
         }
     };
     let rest = futures::stream::unfold(rx, |mut rx| async move {
@@ -867,10 +873,11 @@ pub async fn plan(
         Format::Json => "application/json",
         Format::Ndjson => NDJSON,
     };
-    HttpResponse::Ok()
+    let response = HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, content_type))
         .insert_header((CACHE_CONTROL, "no-store"))
-        .streaming(body)
+        .streaming(body);
+    crate::request::with_headers(response, &limits)
 }
 
 #[cfg(test)]

@@ -59,6 +59,39 @@ impl std::fmt::Debug for ChunkStream {
     }
 }
 
+/// Takes one token from the caller's per-minute and per-day buckets.
+/// Returns the `RateLimit-Policy` and `RateLimit` headers for the answer,
+/// or the finished 429 (or 503 when the limiter is unreachable). Streaming
+/// routes that do not go through [`run`] call it first too.
+pub async fn admit(
+    state: &QueryState,
+    principal: &Principal,
+) -> Result<Vec<(HeaderName, HeaderValue)>, HttpResponse> {
+    let mut extra = Vec::new();
+    let Some((key, policy)) = rate_policy(principal, state.user_rate_limit) else {
+        return Ok(extra);
+    };
+    // The command API's clock: one limiter, one time.
+    match state
+        .rate_limiter
+        .acquire(&key, policy, state.clock.now())
+        .await
+    {
+        Ok(decision) => {
+            extra.extend(header("ratelimit-policy", &decision.policy_header(&policy)));
+            extra.extend(header("ratelimit", &decision.ratelimit_header()));
+            if !decision.allowed {
+                let refused = ApiError::RateLimited {
+                    retry_after_secs: decision.retry_after_secs.unwrap_or(1),
+                };
+                return Err(with_headers(refused.error_response(), &extra));
+            }
+            Ok(extra)
+        }
+        Err(e) => Err(ApiError::from(e).error_response()),
+    }
+}
+
 /// Runs `handler` for `principal` with rate limits and the consistency
 /// wait, and renders the outcome.
 pub async fn run<F, Fut>(
@@ -71,27 +104,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Reply, QueryError>>,
 {
-    let mut extra = Vec::new();
-    if let Some((key, policy)) = rate_policy(principal, state.user_rate_limit) {
-        // The command API's clock: one limiter, one time.
-        match state
-            .rate_limiter
-            .acquire(&key, policy, state.clock.now())
-            .await
-        {
-            Ok(decision) => {
-                extra.extend(header("ratelimit-policy", &decision.policy_header(&policy)));
-                extra.extend(header("ratelimit", &decision.ratelimit_header()));
-                if !decision.allowed {
-                    let refused = ApiError::RateLimited {
-                        retry_after_secs: decision.retry_after_secs.unwrap_or(1),
-                    };
-                    return with_headers(refused.error_response(), &extra);
-                }
-            }
-            Err(e) => return ApiError::from(e).error_response(),
-        }
-    }
+    let extra = match admit(state, principal).await {
+        Ok(extra) => extra,
+        Err(refused) => return refused,
+    };
     let outcome = async {
         if let Some(token) = Token::from_headers(req.headers())? {
             state
@@ -141,7 +157,10 @@ fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> 
         .map(|v| (HeaderName::from_static(name), v))
 }
 
-fn with_headers(mut response: HttpResponse, headers: &[(HeaderName, HeaderValue)]) -> HttpResponse {
+pub(crate) fn with_headers(
+    mut response: HttpResponse,
+    headers: &[(HeaderName, HeaderValue)],
+) -> HttpResponse {
     for (name, value) in headers {
         response.headers_mut().insert(name.clone(), value.clone());
     }
