@@ -8,17 +8,22 @@
 //!
 //! Each benchmark prints its figure and the ratio to a baseline measured in
 //! the same run, then the whole report is printed as a Markdown table (and
-//! written to `--out` when given). Benchmarks print figures; they assert
-//! nothing about time. See `docs/benchmarks.md`.
+//! written to `--out` when given). The verdict column checks the targets of
+//! `docs/benchmarks.md`; `--quick` checks the ratios only and marks the
+//! absolute targets (rates, latencies, durations) "not checked". Benchmarks
+//! print figures; they assert nothing about time.
 //!
 //! * B1 — durable appends/s through `EventStore` (64 writers, 1 event per
 //!   append) on SQLite and PostgreSQL, against a naive one-transaction-per-
-//!   event loop and one bulk transaction on the same engine ([`appends`]).
+//!   event loop and the engine's fastest bulk load of the same rows: one
+//!   reused prepared statement in one transaction on SQLite, the faster of
+//!   `COPY` and `INSERT … SELECT FROM UNNEST` on PostgreSQL ([`appends`]).
 //! * B2 — the same workload through `cqrs-es` + `postgres-es`.
-//! * B3 — partner subscribe commands/s over HTTP, then latency at half of
-//!   that rate.
-//! * B4 — `ProjectorRuntime::rebuild` from 1 000 000 events against a raw
-//!   `read_all` scan, with peak RSS at 250 000 and 1 000 000 events.
+//! * B3 — partner subscribe commands/s over HTTP against `GET /healthz` on
+//!   the same server, then latency at half of that rate.
+//! * B4 — `ProjectorRuntime::rebuild` from 1 000 000 events against the
+//!   fastest full read of the log in the same process ([`scan`]), with peak
+//!   RSS at 250 000 and 1 000 000 events.
 //! * B5 — `GET /marketplace/templates` with 10 000 templates and 1 000 000
 //!   subscriptions against `/healthz`, load from a separate process
 //!   ([`loadgen`]).
@@ -37,6 +42,7 @@ mod data;
 mod loadgen;
 mod pg;
 mod report;
+mod scan;
 mod server;
 mod sys;
 
@@ -46,7 +52,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use basketry_projections::ProjectorRuntime;
-use basketry_store::{EventStore, Position};
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
 
@@ -126,6 +131,8 @@ struct Opts {
 /// Sizes of one run.
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
+    /// `--quick`: absolute targets are shown but not checked.
+    quick: bool,
     append_seconds: f64,
     bulk_events: u64,
     http_seconds: f64,
@@ -141,6 +148,7 @@ impl Sizes {
     fn of(quick: bool) -> Self {
         if quick {
             Self {
+                quick,
                 append_seconds: 2.0,
                 bulk_events: 20_000,
                 http_seconds: 3.0,
@@ -153,6 +161,7 @@ impl Sizes {
             }
         } else {
             Self {
+                quick,
                 append_seconds: 6.0,
                 bulk_events: 200_000,
                 http_seconds: 8.0,
@@ -195,7 +204,6 @@ fn main() -> anyhow::Result<()> {
 /// Figures one benchmark hands to a later one.
 #[derive(Default)]
 struct Shared {
-    sqlite_appends: Option<f64>,
     postgres_appends: Option<f64>,
 }
 
@@ -227,7 +235,7 @@ async fn run(opts: Opts, which: &[&str]) -> anyhow::Result<()> {
         let result = match *b {
             "b1" => b1(&opts, sizes, &dir, &mut report, &mut shared).await,
             "b2" => b2(&opts, sizes, &mut report, &mut shared).await,
-            "b3" => b3(sizes, &dir, &mut report, &shared).await,
+            "b3" => b3(sizes, &dir, &mut report).await,
             "b4" => b4(sizes, &dir, &mut report).await,
             "b5" => b56(sizes, &dir, &mut report, true, which.contains(&"b6")).await,
             "b6" => {
@@ -290,12 +298,28 @@ async fn b1(
     let store =
         basketry_store::connect(&format!("sqlite://{}", dir.join("events.db").display())).await?;
     let ours = appends::basketry(store, d).await?;
-    shared.sqlite_appends = Some(ours);
     let naive = Arc::new(appends::Plain::sqlite(&dir.join("naive.db")).await?);
     let naive_rate = naive.naive(d).await?;
-    let bulk = appends::Plain::sqlite(&dir.join("bulk.db")).await?;
-    let bulk_rate = bulk.bulk(sizes.bulk_events).await?;
-    append_rows(report, "SQLite", ours, naive_rate, bulk_rate, 100_000.0);
+    let bulk_rate = appends::sqlite_bulk(&dir.join("bulk.db"), sizes.bulk_events).await?;
+    report.note(format!(
+        "B1 SQLite bulk baseline: {} events in one transaction through one reused prepared \
+         INSERT (rusqlite on a thread of its own, WAL, synchronous=FULL, same table and \
+         unique indexes): {}",
+        thousands(sizes.bulk_events),
+        per_sec(bulk_rate)
+    ));
+    append_rows(
+        report,
+        opts.quick,
+        &Engine {
+            name: "SQLite",
+            naive_times: 10.0,
+            floor: 100_000.0,
+        },
+        ours,
+        naive_rate,
+        bulk_rate,
+    );
     // Tried: more appends in flight, so that each group commit is larger.
     let store =
         basketry_store::connect(&format!("sqlite://{}", dir.join("wide.db").display())).await?;
@@ -313,33 +337,59 @@ async fn b1(
         let ours = appends::basketry(store, d).await?;
         let naive = Arc::new(appends::Plain::postgres(&db.url).await?);
         let naive_rate = naive.naive(d).await?;
-        if let appends::Plain::Postgres(pool) = naive.as_ref() {
-            sqlx::query("TRUNCATE plain_events").execute(pool).await?;
-        }
-        let bulk_rate = naive.bulk(sizes.bulk_events).await?;
+        let bulk = naive.postgres_bulk(sizes.bulk_events).await?;
         if let appends::Plain::Postgres(pool) = naive.as_ref() {
             pool.close().await;
         }
-        anyhow::Ok((ours, naive_rate, bulk_rate))
+        anyhow::Ok((ours, naive_rate, bulk))
     }
     .await;
     db.drop_db().await?;
-    let (ours, naive_rate, bulk_rate) = result?;
+    let (ours, naive_rate, bulk) = result?;
     shared.postgres_appends = Some(ours);
-    append_rows(report, "PostgreSQL", ours, naive_rate, bulk_rate, 50_000.0);
+    let (bulk_rate, how) = bulk.best();
+    report.note(format!(
+        "B1 PostgreSQL bulk baseline: {} events in one transaction, the faster of COPY FROM \
+         STDIN (text format, 1 MiB chunks) {} and INSERT … SELECT FROM UNNEST (5 000-row \
+         arrays, one prepared statement) {}: {how}",
+        thousands(sizes.bulk_events),
+        per_sec(bulk.copy),
+        per_sec(bulk.unnest)
+    ));
+    append_rows(
+        report,
+        opts.quick,
+        &Engine {
+            name: "PostgreSQL",
+            naive_times: 4.0,
+            floor: 40_000.0,
+        },
+        ours,
+        naive_rate,
+        bulk_rate,
+    );
     Ok(())
 }
 
-fn append_rows(report: &mut Report, engine: &str, ours: f64, naive: f64, bulk: f64, floor: f64) {
-    let what = format!("appends/s via EventStore, {engine}, 64 writers");
+/// B1's targets on one engine.
+struct Engine {
+    name: &'static str,
+    /// Times the naive loop.
+    naive_times: f64,
+    /// Appends/s (checked on full runs only).
+    floor: f64,
+}
+
+fn append_rows(report: &mut Report, quick: bool, e: &Engine, ours: f64, naive: f64, bulk: f64) {
+    let what = format!("appends/s via EventStore, {}, 64 writers", e.name);
     report.row(
         "B1",
         &format!("{what} vs (a) naive"),
         per_sec(ours),
         per_sec(naive),
         ratio(ours, naive),
-        "≥ 10×",
-        Verdict::of(ours >= 10.0 * naive),
+        &format!("≥ {}×", e.naive_times),
+        Verdict::of(ours >= e.naive_times * naive),
     );
     report.row(
         "B1",
@@ -356,8 +406,8 @@ fn append_rows(report: &mut Report, engine: &str, ours: f64, naive: f64, bulk: f
         per_sec(ours),
         "-".into(),
         "-".into(),
-        &format!("≥ {}", per_sec(floor)),
-        Verdict::of(ours >= floor),
+        &format!("≥ {}", per_sec(e.floor)),
+        Verdict::absolute(quick, ours >= e.floor),
     );
 }
 
@@ -391,8 +441,8 @@ async fn b2(
         per_sec(peer),
         format!("Basketry {}", per_sec(ours)),
         format!("Basketry {}", ratio(ours, peer)),
-        "Basketry faster",
-        Verdict::of(ours > peer),
+        "Basketry ≥ 8×",
+        Verdict::of(ours >= 8.0 * peer),
     );
     Ok(())
 }
@@ -423,16 +473,7 @@ async fn load(
     .await
 }
 
-async fn b3(sizes: Sizes, dir: &Path, report: &mut Report, shared: &Shared) -> anyhow::Result<()> {
-    let baseline = match shared.sqlite_appends {
-        Some(r) => r,
-        None => {
-            let store =
-                basketry_store::connect(&format!("sqlite://{}", dir.join("b1.db").display()))
-                    .await?;
-            appends::basketry(store, seconds(sizes.append_seconds)).await?
-        }
-    };
+async fn b3(sizes: Sizes, dir: &Path, report: &mut Report) -> anyhow::Result<()> {
     let app_dir = dir.join("app");
     let server = server::Server::start(&app_dir).await?;
     let admin = server::token("admin@bench.basketry.dev", &["Admins"])?;
@@ -449,6 +490,19 @@ async fn b3(sizes: Sizes, dir: &Path, report: &mut Report, shared: &Shared) -> a
         format!("authorization: Bearer {}", key.0),
         format!("x-partner-secret: {}", key.1),
     ];
+    // The HTTP floor, on the same server, with as many requests in flight.
+    let health = load(
+        &server,
+        "GET",
+        "/healthz",
+        vec![],
+        None,
+        0,
+        64,
+        sizes.http_seconds,
+        0.0,
+    )
+    .await?;
     let max = load(
         &server,
         "POST",
@@ -480,10 +534,10 @@ async fn b3(sizes: Sizes, dir: &Path, report: &mut Report, shared: &Shared) -> a
         "B3",
         "partner subscribe commands/s over HTTP (SQLite), max",
         per_sec(ok_rate),
-        format!("B1 SQLite {}", per_sec(baseline)),
-        ratio(ok_rate, baseline),
-        "≥ 0.25× B1",
-        Verdict::of(ok_rate >= 0.25 * baseline),
+        format!("/healthz {}", per_sec(health.rps)),
+        ratio(ok_rate, health.rps),
+        "≥ 0.25× /healthz",
+        Verdict::of(ok_rate >= 0.25 * health.rps && health.errors == 0),
     );
     report.row(
         "B3",
@@ -495,12 +549,16 @@ async fn b3(sizes: Sizes, dir: &Path, report: &mut Report, shared: &Shared) -> a
         "-".into(),
         "-".into(),
         "p99 ≤ 20 ms",
-        Verdict::of(fixed.p99_us <= 20_000 && fixed.errors == 0),
+        Verdict::absolute(sizes.quick, fixed.p99_us <= 20_000 && fixed.errors == 0),
     );
     report.note(format!(
-        "B3: max run {} requests ({} errors) with 64 in flight, p50 {} p99 {}; fixed-rate run {} \
-         requests ({} errors); each subscribe appends 3 events (reservation, subscription, first \
-         charge): {} events in the log at the end",
+        "B3: /healthz {} requests ({} errors) with 64 in flight, p99 {}; max run {} requests \
+         ({} errors) with 64 in flight, p50 {} p99 {}; fixed-rate run {} requests ({} errors); \
+         each subscribe appends 3 events (reservation, subscription, first charge): {} events \
+         in the log at the end",
+        health.requests,
+        health.errors,
+        ms(health.p99_us),
         max.requests,
         max.errors,
         ms(max.p50_us),
@@ -512,25 +570,17 @@ async fn b3(sizes: Sizes, dir: &Path, report: &mut Report, shared: &Shared) -> a
     Ok(())
 }
 
-/// Counts `read_all` pages of `page` events to the end of the log.
-async fn scan(store: &Arc<dyn EventStore>, page: usize) -> anyhow::Result<u64> {
-    let mut after: Option<Position> = None;
-    let mut n = 0u64;
-    loop {
-        let events = store.read_all(after, page).await?;
-        match events.last() {
-            Some(last) => after = Some(last.position),
-            None => return Ok(n),
-        }
-        n += events.len() as u64;
-    }
-}
-
 /// What one B4 phase measured (printed by `rebuild-phase` as JSON).
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Phase {
     events: u64,
+    /// The fastest of the three scans below: B4's baseline.
     scan_rate: f64,
+    /// `read_all` in pages of 500 and of 5 000 events, and one streaming
+    /// `SELECT` on a connection of its own ([`scan`]).
+    scan_pages: f64,
+    scan_large_pages: f64,
+    scan_stream: f64,
     /// Peak RSS during the scan, and the RSS before it (KiB).
     scan_peak: u64,
     base_rss: u64,
@@ -541,8 +591,8 @@ struct Phase {
 }
 
 /// `basketry-bench rebuild-phase`: runs in a fresh process.
-async fn rebuild_phase(events: &Path, read: &Path, batch_size: usize) -> anyhow::Result<()> {
-    let store = basketry_store::connect(&format!("sqlite://{}", events.display())).await?;
+async fn rebuild_phase(events_path: &Path, read: &Path, batch_size: usize) -> anyhow::Result<()> {
+    let store = basketry_store::connect(&format!("sqlite://{}", events_path.display())).await?;
     let read_db = basketry_projections::db::open(&format!("sqlite://{}", read.display()))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -558,9 +608,17 @@ async fn rebuild_phase(events: &Path, read: &Path, batch_size: usize) -> anyhow:
     let events = store.head().await?.map_or(0, |p| p.commit);
     let base_rss = sys::rss_kib().unwrap_or(0);
     sys::reset_peak_rss();
-    let t = Instant::now();
-    let scanned = scan(&store, 500).await?;
-    let scan_rate = scanned as f64 / t.elapsed().as_secs_f64();
+    let pages = scan::read_all(&store, 500).await?;
+    let large_pages = scan::read_all(&store, 5_000).await?;
+    let stream = scan::stream(events_path).await?;
+    for s in [pages, large_pages, stream] {
+        anyhow::ensure!(
+            s.events == events,
+            "a scan read {} events of {events}",
+            s.events
+        );
+    }
+    let scan_rate = pages.rate.max(large_pages.rate).max(stream.rate);
     let scan_peak = sys::peak_rss_kib().unwrap_or(0);
     sys::reset_peak_rss();
     let t = Instant::now();
@@ -572,6 +630,9 @@ async fn rebuild_phase(events: &Path, read: &Path, batch_size: usize) -> anyhow:
     let phase = Phase {
         events,
         scan_rate,
+        scan_pages: pages.rate,
+        scan_large_pages: large_pages.rate,
+        scan_stream: stream.rate,
         scan_peak,
         base_rss,
         rebuild_rate: events as f64 / rebuild_secs,
@@ -689,8 +750,8 @@ async fn b4(sizes: Sizes, dir: &Path, report: &mut Report) -> anyhow::Result<()>
         per_sec(big.rebuild_rate),
         format!("scan {}", per_sec(big.scan_rate)),
         ratio(big.rebuild_rate, big.scan_rate),
-        "≥ 0.30× scan",
-        Verdict::of(big.rebuild_rate >= 0.3 * big.scan_rate),
+        "≥ 0.25× scan",
+        Verdict::of(big.rebuild_rate >= 0.25 * big.scan_rate),
     );
     report.row(
         "B4",
@@ -699,7 +760,7 @@ async fn b4(sizes: Sizes, dir: &Path, report: &mut Report) -> anyhow::Result<()>
         "-".into(),
         "-".into(),
         "≥ 100 000/s",
-        Verdict::of(big.rebuild_rate >= 100_000.0),
+        Verdict::absolute(sizes.quick, big.rebuild_rate >= 100_000.0),
     );
     let (r_small, r_big) = (small.rebuild_peak, big.rebuild_peak);
     report.row(
@@ -715,6 +776,15 @@ async fn b4(sizes: Sizes, dir: &Path, report: &mut Report) -> anyhow::Result<()>
         "flat (≤ 1.25×)",
         Verdict::of(r_small > 0 && (r_big as f64) <= 1.25 * r_small as f64),
     );
+    report.note(format!(
+        "B4 scan baseline, the fastest of three full reads of the log into RecordedEvents in the \
+         rebuild's process, at {} events: read_all pages of 500 {}, pages of 5 000 {}, one \
+         streaming SELECT (rusqlite, one prepared statement) {}",
+        thousands(big.events),
+        per_sec(big.scan_pages),
+        per_sec(big.scan_large_pages),
+        per_sec(big.scan_stream)
+    ));
     report.note(format!(
         "B4: rebuild took {:.1} s at {} events ({}), {:.1} s at {}; RSS of the phase process \
          before its scan {} / {}, scan peak {} / {}; scan at {} events {}",
@@ -807,7 +877,7 @@ async fn b56(
             b5(sizes, &server, report, &loaded).await?;
         }
         if run6 {
-            b6(&server, report, &loaded).await?;
+            b6(sizes.quick, &server, report, &loaded).await?;
         }
         anyhow::Ok(())
     }
@@ -862,7 +932,7 @@ async fn b5(
         format!("/healthz {}", per_sec(health.rps)),
         ratio(max_ok, health.rps),
         "≥ 0.50× /healthz",
-        Verdict::of(max_ok >= 0.5 * health.rps && max.errors == 0),
+        Verdict::of(max_ok >= 0.5 * health.rps && max.errors == 0 && health.errors == 0),
     );
     report.row(
         "B5",
@@ -874,7 +944,7 @@ async fn b5(
         "-".into(),
         "-".into(),
         "p99 ≤ 5 ms",
-        Verdict::of(fixed.p99_us <= 5_000 && fixed.errors == 0),
+        Verdict::absolute(sizes.quick, fixed.p99_us <= 5_000 && fixed.errors == 0),
     );
     report.note(format!(
         "B5: 32 requests in flight from a separate process; /healthz {} requests p99 {}; \
@@ -888,7 +958,12 @@ async fn b5(
     Ok(())
 }
 
-async fn b6(server: &server::Server, report: &mut Report, loaded: &Loaded) -> anyhow::Result<()> {
+async fn b6(
+    quick: bool,
+    server: &server::Server,
+    report: &mut Report,
+    loaded: &Loaded,
+) -> anyhow::Result<()> {
     let executor = server::token("executor@bench.basketry.dev", &["Executors"])?;
     let url = format!("{}/execution/plan?at={PLAN_AT}", server.base);
     let mut runs = Vec::new();
@@ -965,7 +1040,7 @@ async fn b6(server: &server::Server, report: &mut Report, loaded: &Loaded) -> an
         "-".into(),
         "-".into(),
         "≤ 1 s",
-        Verdict::of(median.0 <= Duration::from_secs(1)),
+        Verdict::absolute(quick, median.0 <= Duration::from_secs(1)),
     );
     report.row(
         "B6",

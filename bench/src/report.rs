@@ -8,6 +8,9 @@ use std::fmt::Write;
 pub enum Verdict {
     Met,
     Missed,
+    /// An absolute target on a `--quick` run: the figure is shown, but
+    /// quick sizes say nothing about the full-size target.
+    NotChecked,
 }
 
 impl Verdict {
@@ -19,10 +22,21 @@ impl Verdict {
         }
     }
 
+    /// An absolute target (a rate, a latency, a duration): checked on
+    /// full runs, shown but not checked on quick ones.
+    pub fn absolute(quick: bool, met: bool) -> Self {
+        if quick {
+            Verdict::NotChecked
+        } else {
+            Verdict::of(met)
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Verdict::Met => "MET",
             Verdict::Missed => "MISSED",
+            Verdict::NotChecked => "not checked (quick)",
         }
     }
 }
@@ -165,6 +179,25 @@ mod tests {
         assert_eq!(per_sec(17_018.4), "17 018/s");
         assert_eq!(ratio(1.0, 0.0), "n/a");
         assert_eq!(ratio(3.0, 2.0), "1.50×");
+    }
+
+    #[test]
+    fn quick_runs_check_ratios_but_not_absolutes() {
+        assert_eq!(Verdict::absolute(true, false), Verdict::NotChecked);
+        assert_eq!(Verdict::absolute(true, true), Verdict::NotChecked);
+        assert_eq!(Verdict::absolute(false, true), Verdict::Met);
+        assert_eq!(Verdict::absolute(false, false), Verdict::Missed);
+        let mut r = Report::default();
+        r.row(
+            "B9",
+            "x",
+            "1".into(),
+            "-".into(),
+            "-".into(),
+            "≥ 2",
+            Verdict::absolute(true, false),
+        );
+        assert!(r.markdown().contains("| ≥ 2 | not checked (quick) |"));
     }
 
     #[test]
