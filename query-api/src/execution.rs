@@ -58,18 +58,35 @@
 //!
 //! # Streaming
 //! Both forms are streamed with bounded memory, whatever the number of
-//! subscribers: a task reads the rows with `fetch` (never collecting them)
-//! and hands the body on in chunks of about [`CHUNK_BYTES`] through a
-//! channel of [`CHANNEL_CHUNKS`] chunks, so a slow client slows the read
-//! down instead of filling memory, and a client that goes away stops it; a
-//! client that stops reading for [`STALLED_CLIENT`] is cut off, so it
-//! cannot keep a pooled connection from other requests.
-//! The plan is two passes of one indexed join (`rm_execution_schedule` of
-//! the minute joined to `rm_subscriptions` on `template_id`, `status`), the
-//! first writing the orders and the second the skipped entries, in one
-//! read-only snapshot (REPEATABLE READ on PostgreSQL; one read transaction
-//! on SQLite), so both passes see the same read models: a plan costs two
-//! SQL statements however many subscribers there are.
+//! subscribers: a task reads the rows in keyset slices of [`SLICE_ROWS`]
+//! (each slice one statement, handed over whole: one hand-off from the
+//! driver per slice, not per row) and hands the body on in chunks of about
+//! [`CHUNK_BYTES`] through a channel of [`CHANNEL_CHUNKS`] chunks, so a slow
+//! client slows the read down instead of filling memory, and a client that
+//! goes away stops it; a client that stops reading for [`STALLED_CLIENT`]
+//! is cut off, so it cannot keep a pooled connection from other requests.
+//! The minute's strategies are read from `rm_execution_schedule` (index
+//! `rm_execution_schedule_minute`) and each one's ACTIVE subscribers from
+//! `rm_subscriptions` (index `rm_subscriptions_template`), both in the
+//! plan's order, twice: the first pass writes the orders and the second
+//! the skipped entries.
+//!
+//! All slices of both passes are read in one read-only snapshot
+//! (REPEATABLE READ on PostgreSQL; one read transaction on SQLite), so the
+//! whole body describes one state of the read models: a subscription
+//! paused, re-allocated or added while the plan is being sent is in the
+//! plan as it was before or not at all, never in its orders as one and in
+//! its skipped entries as the other. The price is that the snapshot's
+//! pooled connection stays with the plan until its last slice is read
+//! (on SQLite a snapshot is a read transaction of one connection); the
+//! stall limit above is what bounds that for a client that stops reading.
+//!
+//! Every order is one JSON object of the same members in the same order
+//! (the ndjson line is that object), concatenated from parts rendered
+//! once: the strategy's head (type … product) per strategy, one part per
+//! leg (leg_index … leg_lots) per strategy, the allocation's part (user_id
+//! … max_lots_per_order) per allocation, then the order's sizes
+//! (total_lots, lots, slice, slices).
 //!
 //! A failure before the first chunk is answered as problem+json (503 when
 //! the database is down); one after it can only end the body early, which
@@ -85,10 +102,11 @@ use basketry_domain::basket::{Expiry, Leg, LegAction, OptionType, Strike};
 use basketry_domain::subscription::{BrokerAllocation, MaxLotsPerOrder};
 use basketry_domain::LotMultiplier;
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Timelike, Utc, Weekday};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
+use std::io::Write as _;
 use tokio::sync::mpsc;
 
 use crate::consistency::Token;
@@ -129,25 +147,36 @@ pub const CHANNEL_CHUNKS: usize = 4;
 /// affected: the wait is per chunk.
 pub const STALLED_CLIENT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The rows of one minute: the owner's line of each strategy of a basket
-/// never published, and one line per ACTIVE subscription of each template,
-/// in the plan's order (module docs). `$1` is the weekday, `$2` the minute
-/// of the day.
-const PLAN_SQL: &str = "\
-SELECT s.phase_rank, s.phase, s.basket_id, s.strategy_id, s.strategy_name, s.underlying, \
-s.product, s.legs, s.basket_revision, CAST(0 AS BIGINT) AS source_rank, s.owner_id AS user_id, \
-CAST(NULL AS TEXT) AS subscription_id, CAST(NULL AS TEXT) AS partner_id, \
-CAST(NULL AS TEXT) AS allocations, CAST(0 AS BIGINT) AS created_position \
-FROM rm_execution_schedule s \
-WHERE s.weekday = $1 AND s.minute_of_day = $2 AND s.owner_trades = 1 \
-UNION ALL \
-SELECT s.phase_rank, s.phase, s.basket_id, s.strategy_id, s.strategy_name, s.underlying, \
-s.product, s.legs, s.basket_revision, CAST(1 AS BIGINT) AS source_rank, sub.user_id, \
-sub.subscription_id, sub.partner_id, sub.allocations, sub.created_position \
-FROM rm_execution_schedule s \
-JOIN rm_subscriptions sub ON sub.template_id = s.basket_id AND sub.status = 'ACTIVE' \
-WHERE s.weekday = $1 AND s.minute_of_day = $2 \
-ORDER BY phase_rank, basket_id, strategy_id, source_rank, created_position, subscription_id";
+/// How many rows one slice of the plan's read holds: a slice is read with
+/// one statement and handed over whole (one hand-off from the driver per
+/// slice rather than per row), then rendered; at most one slice of
+/// strategies and one of subscribers are in memory at a time.
+pub const SLICE_ROWS: i64 = 2_000;
+
+/// The strategies entering or exiting at one minute, in the plan's order,
+/// one keyset slice at a time: `$1` the weekday, `$2` the minute of the
+/// day, `$3`–`$5` the (`phase_rank`, `basket_id`, `strategy_id`) of the
+/// last row of the previous slice (`-1`, `''`, `''` for the first), `$6`
+/// the slice's size. A (basket, strategy, phase, weekday) is one row, so
+/// the three columns identify a row of the minute.
+const SCHEDULE_SQL: &str = "\
+SELECT CAST(phase_rank AS BIGINT) AS phase_rank, phase, basket_id, strategy_id, strategy_name, \
+underlying, product, legs, basket_revision, owner_id, CAST(owner_trades AS BIGINT) AS owner_trades \
+FROM rm_execution_schedule \
+WHERE weekday = $1 AND minute_of_day = $2 AND phase_rank >= $3 \
+AND (phase_rank > $3 OR basket_id > $4 OR (basket_id = $4 AND strategy_id > $5)) \
+ORDER BY phase_rank, basket_id, strategy_id LIMIT $6";
+
+/// The ACTIVE subscriptions of a template, oldest first, one keyset slice
+/// at a time (`rm_subscriptions_template`): `$1` the template, `$2`/`$3`
+/// the (`created_position`, `subscription_id`) of the last row of the
+/// previous slice (`i64::MIN`, `''` for the first), `$4` the slice's size.
+const SUBSCRIBERS_SQL: &str = "\
+SELECT subscription_id, user_id, partner_id, allocations, created_position \
+FROM rm_subscriptions \
+WHERE template_id = $1 AND status = 'ACTIVE' AND created_position >= $2 \
+AND (created_position > $2 OR subscription_id > $3) \
+ORDER BY created_position, subscription_id LIMIT $4";
 
 // ------------------------------------------------------------ arithmetic
 
@@ -294,7 +323,10 @@ impl PlanMinute {
 
 // ------------------------------------------------------------ the lines
 
-/// One order of the plan.
+/// One order of the plan, as one object: what the pre-rendered parts
+/// below ([`HeadPart`], [`WhoPart`], [`LegPart`] and the sizes) must add up
+/// to, byte for byte (checked by the tests).
+#[cfg(test)]
 #[derive(Debug, Serialize)]
 struct OrderLine<'a> {
     #[serde(rename = "type")]
@@ -330,6 +362,66 @@ struct OrderLine<'a> {
     slices: usize,
 }
 
+/// The fields of an order that are the same for every order of a strategy
+/// and source: rendered once per strategy.
+#[derive(Debug, Serialize)]
+struct HeadPart<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    phase: &'static str,
+    position_effect: &'static str,
+    source: &'static str,
+    basket_id: &'a str,
+    template_id: Option<&'a str>,
+    basket_revision: i64,
+    strategy_id: &'a str,
+    strategy_name: &'a str,
+    underlying: &'a str,
+    product: &'a str,
+}
+
+/// The fields of an order that are the same for every order of an
+/// allocation (or of the owner): rendered once per allocation.
+#[derive(Debug, Serialize)]
+struct WhoPart<'a> {
+    user_id: &'a str,
+    subscription_id: Option<&'a str>,
+    partner_id: Option<&'a str>,
+    allocation_id: Option<String>,
+    broker_id: Option<&'a str>,
+    client_id: Option<&'a str>,
+    lot_multiplier: LotMultiplier,
+    max_lots_per_order: u32,
+}
+
+/// The fields of an order that are the same for every order of a leg:
+/// rendered once per strategy.
+#[derive(Debug, Serialize)]
+struct LegPart {
+    leg_index: usize,
+    action: LegAction,
+    leg_action: LegAction,
+    option_type: OptionType,
+    strike: Strike,
+    expiry: Expiry,
+    leg_lots: u32,
+}
+
+/// The members of a serialised struct, without its braces, followed by a
+/// comma: a part to concatenate into an order object.
+fn members(part: &impl Serialize) -> Result<Vec<u8>, QueryError> {
+    let mut out = serde_json::to_vec(part)
+        .map_err(|e| QueryError::Corrupt(format!("a plan part does not serialise: {e}")))?;
+    // A struct with fields serialises as `{…}`.
+    if out.len() < 2 || out.first() != Some(&b'{') || out.last() != Some(&b'}') {
+        return Err(QueryError::Corrupt("a plan part is not an object".into()));
+    }
+    out.pop();
+    out.remove(0);
+    out.push(b',');
+    Ok(out)
+}
+
 /// Something the plan does not trade, and why.
 #[derive(Debug, Serialize)]
 struct SkippedLine<'a> {
@@ -360,79 +452,128 @@ struct EndLine<'a> {
     skipped_count: u64,
 }
 
-/// Who a row plans for.
-enum Source {
-    /// The basket's owner, on their own basket.
-    Owner,
-    /// An ACTIVE subscription with its allocations (JSON, as projected).
-    Subscription {
-        subscription_id: String,
-        partner_id: Option<String>,
-        allocations: String,
-    },
-}
-
-/// One row of [`PLAN_SQL`].
-struct PlanRow {
+/// One row of [`SCHEDULE_SQL`]: a strategy entering or exiting at the
+/// minute, its legs parsed once.
+struct StrategyRow {
     phase: Phase,
+    /// The keyset of the slice, as stored.
+    key: (i64, String, String),
     basket_id: String,
     strategy_id: String,
     strategy_name: String,
     underlying: String,
     product: String,
-    legs: String,
+    legs: Vec<Leg>,
     basket_revision: i64,
-    user_id: String,
-    source: Source,
+    owner_id: String,
+    owner_trades: bool,
 }
 
-impl PlanRow {
+impl StrategyRow {
     fn from_row(row: &AnyRow) -> Result<Self, QueryError> {
         let phase_text = text(row, "phase")?;
         let phase = Phase::parse(&phase_text)
             .ok_or_else(|| QueryError::Corrupt(format!("phase {phase_text:?}")))?;
-        let source = if int(row, "source_rank")? == 0 {
-            Source::Owner
-        } else {
-            Source::Subscription {
-                subscription_id: opt_text(row, "subscription_id")?
-                    .ok_or_else(|| QueryError::Corrupt("subscription without an id".into()))?
-                    .to_ascii_lowercase(),
-                partner_id: opt_text(row, "partner_id")?,
-                allocations: opt_text(row, "allocations")?.unwrap_or_default(),
-            }
-        };
+        let basket_key = text(row, "basket_id")?;
+        let strategy_key = text(row, "strategy_id")?;
+        let legs = serde_json::from_str(&text(row, "legs")?)
+            .map_err(|e| QueryError::Corrupt(format!("legs are not legs: {e}")))?;
         Ok(Self {
             phase,
-            basket_id: text(row, "basket_id")?.to_ascii_lowercase(),
-            strategy_id: text(row, "strategy_id")?.to_ascii_lowercase(),
+            basket_id: basket_key.to_ascii_lowercase(),
+            strategy_id: strategy_key.to_ascii_lowercase(),
+            key: (int(row, "phase_rank")?, basket_key, strategy_key),
             strategy_name: text(row, "strategy_name")?,
             underlying: text(row, "underlying")?,
             product: text(row, "product")?,
-            legs: text(row, "legs")?,
+            legs,
             basket_revision: int(row, "basket_revision")?,
-            user_id: text(row, "user_id")?.to_ascii_lowercase(),
-            source,
+            owner_id: text(row, "owner_id")?.to_ascii_lowercase(),
+            owner_trades: int(row, "owner_trades")? == 1,
+        })
+    }
+
+    /// The head of its orders: the owner's (`source: "OWNER"`) or a
+    /// subscription's.
+    fn head(&self, subscription: bool) -> Result<Vec<u8>, QueryError> {
+        let mut head = vec![b'{'];
+        head.extend(members(&HeadPart {
+            kind: "order",
+            phase: self.phase.as_str(),
+            position_effect: self.phase.position_effect(),
+            source: if subscription {
+                "SUBSCRIPTION"
+            } else {
+                "OWNER"
+            },
+            basket_id: &self.basket_id,
+            template_id: subscription.then_some(self.basket_id.as_str()),
+            basket_revision: self.basket_revision,
+            strategy_id: &self.strategy_id,
+            strategy_name: &self.strategy_name,
+            underlying: &self.underlying,
+            product: &self.product,
+        })?);
+        Ok(head)
+    }
+
+    /// One part per leg, in the strategy's order.
+    fn leg_parts(&self) -> Result<Vec<Vec<u8>>, QueryError> {
+        self.legs
+            .iter()
+            .enumerate()
+            .map(|(leg_index, leg)| {
+                members(&LegPart {
+                    leg_index,
+                    action: self.phase.order_action(leg.action),
+                    leg_action: leg.action,
+                    option_type: leg.option_type,
+                    strike: leg.strike,
+                    expiry: leg.expiry,
+                    leg_lots: leg.lots.get(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The parts of a strategy's orders, rendered once per strategy and pass.
+struct StrategyParts {
+    owner_head: Vec<u8>,
+    subscription_head: Vec<u8>,
+    legs: Vec<Vec<u8>>,
+}
+
+impl StrategyParts {
+    fn of(strategy: &StrategyRow) -> Result<Self, QueryError> {
+        Ok(Self {
+            owner_head: strategy.head(false)?,
+            subscription_head: strategy.head(true)?,
+            legs: strategy.leg_parts()?,
         })
     }
 }
 
-/// The legs of the last strategy seen: consecutive rows are mostly the same
-/// strategy for many subscribers, so its legs are parsed once.
-#[derive(Default)]
-struct LegCache {
-    text: String,
-    legs: Vec<Leg>,
+/// One row of [`SUBSCRIBERS_SQL`]: an ACTIVE subscription of a template.
+struct SubscriberRow {
+    /// The keyset of the slice, as stored.
+    key: (i64, String),
+    subscription_id: String,
+    user_id: String,
+    partner_id: Option<String>,
+    allocations: String,
 }
 
-impl LegCache {
-    fn get(&mut self, text: &str) -> Result<&[Leg], QueryError> {
-        if self.text != text {
-            self.legs = serde_json::from_str(text)
-                .map_err(|e| QueryError::Corrupt(format!("legs are not legs: {e}")))?;
-            self.text = text.to_string();
-        }
-        Ok(&self.legs)
+impl SubscriberRow {
+    fn from_row(row: &AnyRow) -> Result<Self, QueryError> {
+        let subscription_key = text(row, "subscription_id")?;
+        Ok(Self {
+            subscription_id: subscription_key.to_ascii_lowercase(),
+            key: (int(row, "created_position")?, subscription_key),
+            user_id: text(row, "user_id")?.to_ascii_lowercase(),
+            partner_id: opt_text(row, "partner_id")?,
+            allocations: opt_text(row, "allocations")?.unwrap_or_default(),
+        })
     }
 }
 
@@ -507,15 +648,10 @@ impl Writer {
     }
 
     fn item(&mut self, item: &impl Serialize) -> Result<(), Stop> {
-        if self.format == Format::Json && !self.first {
-            self.buf.push(b',');
-        }
-        self.first = false;
+        self.start_item();
         serde_json::to_writer(&mut self.buf, item)
             .map_err(|e| QueryError::Corrupt(format!("a plan line does not serialise: {e}")))?;
-        if self.format == Format::Ndjson {
-            self.buf.push(b'\n');
-        }
+        self.end_item();
         Ok(())
     }
 
@@ -602,77 +738,165 @@ impl Writer {
         }
     }
 
-    /// Writes what `pass` writes of one row.
-    fn row(&mut self, pass: Pass, row: &PlanRow, legs: &[Leg]) -> Result<(), Stop> {
-        let phase = row.phase;
-        match &row.source {
-            Source::Owner => {
-                if pass == Pass::Orders {
-                    let max = MaxLotsPerOrder::default().get();
-                    self.orders_for(row, legs, None, LotMultiplier::ONE, max)?;
-                }
+    /// Starts an item: a comma between the items of a JSON list.
+    fn start_item(&mut self) {
+        if self.format == Format::Json && !self.first {
+            self.buf.push(b',');
+        }
+        self.first = false;
+    }
+
+    /// Ends an item: a line break in ndjson.
+    fn end_item(&mut self) {
+        if self.format == Format::Ndjson {
+            self.buf.push(b'\n');
+        }
+    }
+
+    /// Writes the orders of one leg for one allocation (or the owner):
+    /// `floor(leg_lots × multiplier)` lots in orders of at most
+    /// `max_per_order`, each order its three parts and its sizes.
+    async fn leg_orders(
+        &mut self,
+        head: &[u8],
+        who: &[u8],
+        leg: (&[u8], u32),
+        multiplier: LotMultiplier,
+        max_per_order: u32,
+    ) -> Result<(), Stop> {
+        let (leg_part, leg_lots) = leg;
+        let total = multiplier.apply(leg_lots);
+        let max = u64::from(max_per_order.max(1));
+        let slices = total.div_ceil(max);
+        for slice in 1..=slices {
+            let lots = (total - (slice - 1) * max).min(max);
+            self.start_item();
+            self.buf.extend_from_slice(head);
+            self.buf.extend_from_slice(who);
+            self.buf.extend_from_slice(leg_part);
+            write!(
+                self.buf,
+                "\"total_lots\":{total},\"lots\":{lots},\"slice\":{slice},\"slices\":{slices}}}"
+            )
+            .map_err(|e| QueryError::Corrupt(format!("a plan line does not render: {e}")))?;
+            self.end_item();
+            self.orders += 1;
+            self.maybe_flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the owner's orders of a strategy of a basket never published.
+    async fn owner_orders(
+        &mut self,
+        strategy: &StrategyRow,
+        parts: &StrategyParts,
+    ) -> Result<(), Stop> {
+        let max = MaxLotsPerOrder::default().get();
+        let who = members(&WhoPart {
+            user_id: &strategy.owner_id,
+            subscription_id: None,
+            partner_id: None,
+            allocation_id: None,
+            broker_id: None,
+            client_id: None,
+            lot_multiplier: LotMultiplier::ONE,
+            max_lots_per_order: max,
+        })?;
+        for (leg, part) in strategy.legs.iter().zip(&parts.legs) {
+            self.leg_orders(
+                &parts.owner_head,
+                &who,
+                (part, leg.lots.get()),
+                LotMultiplier::ONE,
+                max,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what `pass` writes of one subscription of a strategy.
+    async fn subscriber(
+        &mut self,
+        pass: Pass,
+        strategy: &StrategyRow,
+        parts: &StrategyParts,
+        sub: &SubscriberRow,
+    ) -> Result<(), Stop> {
+        let allocations = allocations_of(&sub.allocations)?;
+        let partner_id = sub.partner_id.as_deref();
+        let skipped = |allocation_id: Option<String>,
+                       leg_index: Option<usize>,
+                       code: &'static str,
+                       reason: String| SkippedLine {
+            kind: "skipped",
+            phase: strategy.phase.as_str(),
+            basket_id: &strategy.basket_id,
+            template_id: &strategy.basket_id,
+            strategy_id: &strategy.strategy_id,
+            user_id: &sub.user_id,
+            subscription_id: &sub.subscription_id,
+            partner_id,
+            allocation_id,
+            leg_index,
+            code,
+            reason,
+        };
+        if allocations.is_empty() {
+            if pass == Pass::Skipped {
+                self.item(&skipped(
+                    None,
+                    None,
+                    "no_allocation",
+                    "the subscription has no broker allocation".into(),
+                ))?;
+                self.skipped += 1;
+                self.maybe_flush().await?;
             }
-            Source::Subscription {
-                subscription_id,
-                partner_id,
-                allocations,
-            } => {
-                let allocations = allocations_of(allocations)?;
-                let skipped = |allocation_id: Option<String>,
-                               leg_index: Option<usize>,
-                               code: &'static str,
-                               reason: String| SkippedLine {
-                    kind: "skipped",
-                    phase: phase.as_str(),
-                    basket_id: &row.basket_id,
-                    template_id: &row.basket_id,
-                    strategy_id: &row.strategy_id,
-                    user_id: &row.user_id,
-                    subscription_id,
-                    partner_id: partner_id.as_deref(),
-                    allocation_id,
-                    leg_index,
-                    code,
-                    reason,
-                };
-                if allocations.is_empty() {
-                    if pass == Pass::Skipped {
-                        self.item(&skipped(
-                            None,
-                            None,
-                            "no_allocation",
-                            "the subscription has no broker allocation".into(),
-                        ))?;
-                        self.skipped += 1;
-                    }
-                    return Ok(());
-                }
-                for allocation in &allocations {
-                    match pass {
-                        Pass::Orders => self.orders_for(
-                            row,
-                            legs,
-                            Some((subscription_id, partner_id.as_deref(), allocation)),
+            return Ok(());
+        }
+        for allocation in &allocations {
+            match pass {
+                Pass::Orders => {
+                    let max = allocation.max_lots_per_order.get();
+                    let who = members(&WhoPart {
+                        user_id: &sub.user_id,
+                        subscription_id: Some(&sub.subscription_id),
+                        partner_id,
+                        allocation_id: Some(allocation.allocation_id.to_string()),
+                        broker_id: Some(allocation.broker_id.as_str()),
+                        client_id: Some(allocation.client_id.as_str()),
+                        lot_multiplier: allocation.lot_multiplier,
+                        max_lots_per_order: max,
+                    })?;
+                    for (leg, part) in strategy.legs.iter().zip(&parts.legs) {
+                        self.leg_orders(
+                            &parts.subscription_head,
+                            &who,
+                            (part, leg.lots.get()),
                             allocation.lot_multiplier,
-                            allocation.max_lots_per_order.get(),
-                        )?,
-                        Pass::Skipped => {
-                            for (leg_index, leg) in legs.iter().enumerate() {
-                                let lots = leg.lots.get();
-                                if allocation.lot_multiplier.apply(lots) == 0 {
-                                    let reason = format!(
-                                        "floor({lots} lots × lot_multiplier {}) is 0 lots",
-                                        allocation.lot_multiplier
-                                    );
-                                    self.item(&skipped(
-                                        Some(allocation.allocation_id.to_string()),
-                                        Some(leg_index),
-                                        "zero_lots",
-                                        reason,
-                                    ))?;
-                                    self.skipped += 1;
-                                }
-                            }
+                            max,
+                        )
+                        .await?;
+                    }
+                }
+                Pass::Skipped => {
+                    for (leg_index, leg) in strategy.legs.iter().enumerate() {
+                        let lots = leg.lots.get();
+                        if allocation.lot_multiplier.apply(lots) == 0 {
+                            let reason = format!(
+                                "floor({lots} lots × lot_multiplier {}) is 0 lots",
+                                allocation.lot_multiplier
+                            );
+                            self.item(&skipped(
+                                Some(allocation.allocation_id.to_string()),
+                                Some(leg_index),
+                                "zero_lots",
+                                reason,
+                            ))?;
+                            self.skipped += 1;
+                            self.maybe_flush().await?;
                         }
                     }
                 }
@@ -680,61 +904,65 @@ impl Writer {
         }
         Ok(())
     }
+}
 
-    fn orders_for(
-        &mut self,
-        row: &PlanRow,
-        legs: &[Leg],
-        subscription: Option<(&String, Option<&str>, &BrokerAllocation)>,
-        multiplier: LotMultiplier,
-        max_per_order: u32,
-    ) -> Result<(), Stop> {
-        let phase = row.phase;
-        for (leg_index, leg) in legs.iter().enumerate() {
-            let sizes = order_sizes(leg.lots.get(), multiplier, max_per_order);
-            let total: u64 = sizes.iter().sum();
-            for (i, lots) in sizes.iter().enumerate() {
-                let order = OrderLine {
-                    kind: "order",
-                    phase: phase.as_str(),
-                    position_effect: phase.position_effect(),
-                    source: if subscription.is_some() {
-                        "SUBSCRIPTION"
-                    } else {
-                        "OWNER"
-                    },
-                    basket_id: &row.basket_id,
-                    template_id: subscription.map(|_| row.basket_id.as_str()),
-                    basket_revision: row.basket_revision,
-                    strategy_id: &row.strategy_id,
-                    strategy_name: &row.strategy_name,
-                    underlying: &row.underlying,
-                    product: &row.product,
-                    user_id: &row.user_id,
-                    subscription_id: subscription.map(|(id, _, _)| id.as_str()),
-                    partner_id: subscription.and_then(|(_, partner, _)| partner),
-                    allocation_id: subscription.map(|(_, _, a)| a.allocation_id.to_string()),
-                    broker_id: subscription.map(|(_, _, a)| a.broker_id.as_str()),
-                    client_id: subscription.map(|(_, _, a)| a.client_id.as_str()),
-                    lot_multiplier: multiplier,
-                    max_lots_per_order: max_per_order,
-                    leg_index,
-                    action: phase.order_action(leg.action),
-                    leg_action: leg.action,
-                    option_type: leg.option_type,
-                    strike: leg.strike,
-                    expiry: leg.expiry,
-                    leg_lots: leg.lots.get(),
-                    total_lots: total,
-                    lots: *lots,
-                    slice: i + 1,
-                    slices: sizes.len(),
-                };
-                self.item(&order)?;
-                self.orders += 1;
-            }
+/// One slice of the minute's strategies, after `after`.
+async fn strategy_slice(
+    conn: &mut AnyConnection,
+    weekday: &str,
+    minute_of_day: i64,
+    after: &(i64, String, String),
+) -> Result<Vec<StrategyRow>, QueryError> {
+    let rows = sqlx::query(SCHEDULE_SQL)
+        .bind(weekday.to_string())
+        .bind(minute_of_day)
+        .bind(after.0)
+        .bind(after.1.clone())
+        .bind(after.2.clone())
+        .bind(SLICE_ROWS)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(StrategyRow::from_row).collect()
+}
+
+/// One slice of a template's ACTIVE subscriptions, after `after`.
+async fn subscriber_slice(
+    conn: &mut AnyConnection,
+    template_id: &str,
+    after: &(i64, String),
+) -> Result<Vec<SubscriberRow>, QueryError> {
+    let rows = sqlx::query(SUBSCRIBERS_SQL)
+        .bind(template_id.to_string())
+        .bind(after.0)
+        .bind(after.1.clone())
+        .bind(SLICE_ROWS)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(SubscriberRow::from_row).collect()
+}
+
+/// Writes what `pass` writes of one strategy: the owner's orders, then its
+/// subscribers' slice by slice.
+async fn write_strategy(
+    conn: &mut AnyConnection,
+    pass: Pass,
+    strategy: &StrategyRow,
+    writer: &mut Writer,
+) -> Result<(), Stop> {
+    let parts = StrategyParts::of(strategy)?;
+    if pass == Pass::Orders && strategy.owner_trades {
+        writer.owner_orders(strategy, &parts).await?;
+    }
+    let mut after = (i64::MIN, String::new());
+    loop {
+        let slice = subscriber_slice(conn, &strategy.key.1, &after).await?;
+        for sub in &slice {
+            writer.subscriber(pass, strategy, &parts, sub).await?;
         }
-        Ok(())
+        match slice.last() {
+            Some(last) if slice.len() >= SLICE_ROWS as usize => after = last.key.clone(),
+            _ => return Ok(()),
+        }
     }
 }
 
@@ -743,20 +971,20 @@ async fn write_plan(db: &AnyPool, plan: &PlanMinute, writer: &mut Writer) -> Res
     writer.begin(plan);
     if let Some(weekday) = plan.weekday {
         let mut tx = snapshot(db).await?;
-        let mut legs = LegCache::default();
         for pass in [Pass::Orders, Pass::Skipped] {
             if pass == Pass::Skipped {
                 writer.between_lists();
             }
-            let mut rows = sqlx::query(PLAN_SQL)
-                .bind(weekday)
-                .bind(plan.minute_of_day())
-                .fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await? {
-                let row = PlanRow::from_row(&row)?;
-                let legs = legs.get(&row.legs)?;
-                writer.row(pass, &row, legs)?;
-                writer.maybe_flush().await?;
+            let mut after = (-1, String::new(), String::new());
+            loop {
+                let slice = strategy_slice(&mut tx, weekday, plan.minute_of_day(), &after).await?;
+                for strategy in &slice {
+                    write_strategy(&mut tx, pass, strategy, writer).await?;
+                }
+                match slice.last() {
+                    Some(last) if slice.len() >= SLICE_ROWS as usize => after = last.key.clone(),
+                    _ => break,
+                }
             }
         }
         tx.commit().await?;
@@ -923,6 +1151,214 @@ mod tests {
             assert!(PlanMinute::parse(Some(bad)).is_err(), "{bad}");
         }
         assert!(PlanMinute::parse(None).is_err());
+    }
+
+    /// The order as one serialised object, the reference the parts must
+    /// reproduce.
+    #[allow(clippy::too_many_arguments)]
+    fn reference(
+        strategy: &StrategyRow,
+        sub: Option<(&SubscriberRow, &BrokerAllocation)>,
+        leg_index: usize,
+        total: u64,
+        lots: u64,
+        slice: usize,
+        slices: usize,
+    ) -> String {
+        let leg = &strategy.legs[leg_index];
+        let (multiplier, max) = match sub {
+            Some((_, a)) => (a.lot_multiplier, a.max_lots_per_order.get()),
+            None => (LotMultiplier::ONE, MaxLotsPerOrder::default().get()),
+        };
+        serde_json::to_string(&OrderLine {
+            kind: "order",
+            phase: strategy.phase.as_str(),
+            position_effect: strategy.phase.position_effect(),
+            source: if sub.is_some() {
+                "SUBSCRIPTION"
+            } else {
+                "OWNER"
+            },
+            basket_id: &strategy.basket_id,
+            template_id: sub.map(|_| strategy.basket_id.as_str()),
+            basket_revision: strategy.basket_revision,
+            strategy_id: &strategy.strategy_id,
+            strategy_name: &strategy.strategy_name,
+            underlying: &strategy.underlying,
+            product: &strategy.product,
+            user_id: sub.map_or(strategy.owner_id.as_str(), |(s, _)| s.user_id.as_str()),
+            subscription_id: sub.map(|(s, _)| s.subscription_id.as_str()),
+            partner_id: sub.and_then(|(s, _)| s.partner_id.as_deref()),
+            allocation_id: sub.map(|(_, a)| a.allocation_id.to_string()),
+            broker_id: sub.map(|(_, a)| a.broker_id.as_str()),
+            client_id: sub.map(|(_, a)| a.client_id.as_str()),
+            lot_multiplier: multiplier,
+            max_lots_per_order: max,
+            leg_index,
+            action: strategy.phase.order_action(leg.action),
+            leg_action: leg.action,
+            option_type: leg.option_type,
+            strike: leg.strike,
+            expiry: leg.expiry,
+            leg_lots: leg.lots.get(),
+            total_lots: total,
+            lots,
+            slice,
+            slices,
+        })
+        .expect("an order serialises")
+    }
+
+    /// Everything sent into `rx`, once its senders are gone.
+    async fn body_of(mut rx: mpsc::Receiver<Result<Bytes, QueryError>>) -> String {
+        let mut body = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            body.extend_from_slice(&chunk.expect("a chunk"));
+        }
+        String::from_utf8(body).expect("UTF-8")
+    }
+
+    #[tokio::test]
+    async fn orders_from_parts_are_the_orders_serialised_whole() {
+        let legs: Vec<Leg> = serde_json::from_value(serde_json::json!([
+            {"action": "SELL", "option_type": "CE", "strike": "ATM", "expiry": "WEEKLY",
+             "lots": 3},
+            {"action": "BUY", "option_type": "PE", "strike": "ATM+2", "expiry": "MONTHLY",
+             "lots": 1}
+        ]))
+        .expect("legs");
+        // Priorities out of order, a multiplier with a fraction, a split,
+        // and a client id that needs escaping.
+        let allocations: Vec<BrokerAllocation> = serde_json::from_value(serde_json::json!([
+            {"allocation_id": "0193f0a4-0000-7000-8000-000000000002", "broker_id": "kite",
+             "client_id": "K9", "lot_multiplier": 1, "priority": 2, "max_lots_per_order": 50},
+            {"allocation_id": "0193f0a4-0000-7000-8000-000000000001", "broker_id": "zebu",
+             "client_id": "C\"1\u{e9}", "lot_multiplier": 2.5, "priority": 1,
+             "max_lots_per_order": 5}
+        ]))
+        .expect("allocations");
+        for phase in [Phase::Entry, Phase::Exit] {
+            let strategy = StrategyRow {
+                phase,
+                key: (0, "B".into(), "S".into()),
+                basket_id: "b-1".into(),
+                strategy_id: "s-1".into(),
+                strategy_name: "Straddle \"wide\" \u{2014} 9:20\n".into(),
+                underlying: "NIFTY".into(),
+                product: "MIS".into(),
+                legs: legs.clone(),
+                basket_revision: 7,
+                owner_id: "owner-1".into(),
+                owner_trades: true,
+            };
+            let sub = SubscriberRow {
+                key: (1, "S-1".into()),
+                subscription_id: "s-1".into(),
+                user_id: "u-1".into(),
+                partner_id: Some("p-1".into()),
+                allocations: serde_json::to_string(&allocations).expect("allocations"),
+            };
+            let parts = StrategyParts::of(&strategy).expect("parts");
+            let (tx, rx) = mpsc::channel(1024);
+            let mut writer = Writer::new(Format::Ndjson, tx);
+            assert!(writer.owner_orders(&strategy, &parts).await.is_ok());
+            let written = writer.subscriber(Pass::Orders, &strategy, &parts, &sub);
+            assert!(written.await.is_ok());
+            assert!(writer.flush().await.is_ok());
+            drop(writer);
+            let body = body_of(rx).await;
+            let mut expected = String::new();
+            for (i, leg) in strategy.legs.iter().enumerate() {
+                let lots = u64::from(leg.lots.get());
+                expected += &reference(&strategy, None, i, lots, lots, 1, 1);
+                expected.push('\n');
+            }
+            let mut sorted = allocations.clone();
+            sorted.sort_by_key(|a| a.priority);
+            for a in &sorted {
+                for (i, leg) in strategy.legs.iter().enumerate() {
+                    let sizes =
+                        order_sizes(leg.lots.get(), a.lot_multiplier, a.max_lots_per_order.get());
+                    let total = sizes.iter().sum();
+                    for (n, lots) in sizes.iter().enumerate() {
+                        let line = reference(
+                            &strategy,
+                            Some((&sub, a)),
+                            i,
+                            total,
+                            *lots,
+                            n + 1,
+                            sizes.len(),
+                        );
+                        expected += &line;
+                        expected.push('\n');
+                    }
+                }
+            }
+            assert_eq!(body, expected, "{phase:?}");
+            // 2.5 × 3 lots at most 5 per order: 5 then 2.
+            assert!(body.contains("\"total_lots\":7,\"lots\":2,\"slice\":2,\"slices\":2}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn slices_follow_the_plan_order_across_equal_positions() {
+        let db = basketry_projections::db::open("sqlite::memory:")
+            .await
+            .expect("read database");
+        sqlx::query(
+            "INSERT INTO rm_execution_schedule (basket_id, strategy_id, phase, weekday, \
+             minute_of_day, phase_rank, owner_id, owner_trades, strategy_name, underlying, \
+             product, legs, basket_revision) VALUES ('t1', 's1', 'ENTRY', 'MON', 560, 1, \
+             'owner', 0, 'Straddle', 'NIFTY', 'MIS', '[]', 1)",
+        )
+        .execute(&db)
+        .await
+        .expect("schedule row");
+        // More than two slices, three subscriptions to a log position so
+        // that slices end inside a run of equal positions, inserted in
+        // reverse; none has an allocation: one skipped line each.
+        let count = 2 * SLICE_ROWS + 7;
+        for i in (0..count).rev() {
+            sqlx::query(
+                "INSERT INTO rm_subscriptions (subscription_id, created_position, user_id, \
+                 user_email, template_id, template_name, status, pricing_type, monthly_fee, \
+                 currency, allocations, status_history, created_at, updated_at) VALUES \
+                 ($1, $2, $3, 'x@example.com', 't1', 'T', $4, 'FREE', 0, 'INR', '[]', \
+                 '[]', '2026-11-23T00:00:00.000000Z', '2026-11-23T00:00:00.000000Z')",
+            )
+            .bind(format!("sub-{:05}", count - i))
+            .bind(i / 3)
+            .bind(format!("user-{i:05}"))
+            .bind(if i % 101 == 0 { "PAUSED" } else { "ACTIVE" })
+            .execute(&db)
+            .await
+            .expect("subscription row");
+        }
+        let plan = PlanMinute::parse(Some("2026-11-23T03:50:00Z")).expect("a Monday at 09:20 IST");
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let producer = tokio::spawn(produce(db.clone(), plan, Format::Ndjson, tx));
+        let body = body_of(rx).await;
+        producer.await.expect("the producer ended");
+        let lines: Vec<serde_json::Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        let got: Vec<&str> = lines
+            .iter()
+            .filter(|l| l["type"] == "skipped")
+            .map(|l| l["subscription_id"].as_str().expect("an id"))
+            .collect();
+        let mut expected: Vec<(i64, String)> = (0..count)
+            .filter(|i| i % 101 != 0)
+            .map(|i| (i / 3, format!("sub-{:05}", count - i)))
+            .collect();
+        expected.sort();
+        let expected: Vec<&str> = expected.iter().map(|(_, id)| id.as_str()).collect();
+        assert_eq!(got, expected);
+        let end = lines.last().expect("an end line");
+        assert_eq!(end["type"], "end");
+        assert_eq!(end["skipped_count"], expected.len());
     }
 
     #[tokio::test]
