@@ -111,6 +111,83 @@ pub fn link_hash(prev_hash: &str, canonical: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// An event's canonical form with the two fields the writer assigns left
+/// out: `recorded_at` (the batch's commit time) and `revision` (known only
+/// once the stream's head is read). The canonical form is
+/// `head ‖ "recorded_at" ‖ "},\"revision\":" ‖ revision ‖ tail`, byte for byte
+/// what [`canonical_form`] writes (keys in sorted order put `recorded_at`
+/// last in `metadata` and `revision` right after it). Built by the appending
+/// task before it queues, so that the writer, holding the write lock, only
+/// hashes `prev_hash ‖ "\n" ‖` these bytes.
+#[derive(Debug, Clone)]
+pub struct CanonicalParts {
+    /// From `{"data":` up to and including `"recorded_at":`.
+    head: String,
+    /// From `,"schema_version":` to the closing brace.
+    tail: String,
+}
+
+/// Appends `s` as a JSON string, escaped as the canonical form writes it.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push_str(&Value::String(s.to_string()).to_string());
+}
+
+impl CanonicalParts {
+    /// The parts of `event`'s canonical form in `stream_id`.
+    pub fn of(stream_id: &StreamId, event: &NewEvent) -> Self {
+        let m = &event.metadata;
+        let mut head = String::with_capacity(256);
+        head.push_str("{\"data\":");
+        write_canonical(&event.data, &mut head);
+        head.push_str(",\"event_id\":");
+        push_json_str(&mut head, &event.event_id.to_string());
+        head.push_str(",\"event_type\":");
+        push_json_str(&mut head, &event.event_type);
+        head.push_str(",\"metadata\":{\"actor\":{\"id\":");
+        push_json_str(&mut head, &m.actor.id);
+        head.push_str(",\"kind\":");
+        push_json_str(&mut head, &m.actor.kind);
+        head.push_str("},\"causation_id\":");
+        match m.causation_id {
+            Some(c) => push_json_str(&mut head, &c.to_string()),
+            None => head.push_str("null"),
+        }
+        head.push_str(",\"correlation_id\":");
+        push_json_str(&mut head, &m.correlation_id.to_string());
+        head.push_str(",\"idempotency_key\":");
+        match &m.idempotency_key {
+            Some(k) => push_json_str(&mut head, k),
+            None => head.push_str("null"),
+        }
+        head.push_str(",\"recorded_at\":");
+        let mut tail = String::with_capacity(64);
+        tail.push_str(",\"schema_version\":");
+        tail.push_str(&event.schema_version.to_string());
+        tail.push_str(",\"stream_id\":");
+        push_json_str(&mut tail, stream_id.as_str());
+        tail.push('}');
+        Self { head, tail }
+    }
+
+    /// `hex(SHA-256(prev_hash ‖ "\n" ‖ canonical))` of the event at
+    /// `revision`, recorded at `recorded_at` (already formatted with
+    /// [`format_timestamp`]): the same value as [`link_hash`] of
+    /// [`canonical_form`], without building the canonical form.
+    pub fn link_hash(&self, prev_hash: &str, revision: Revision, recorded_at: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(self.head.as_bytes());
+        // A formatted timestamp holds nothing JSON escapes.
+        h.update(b"\"");
+        h.update(recorded_at.as_bytes());
+        h.update(b"\"},\"revision\":");
+        h.update(revision.0.to_string().as_bytes());
+        h.update(self.tail.as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
 /// Recomputes an event's hash from its content and its recorded `prev_hash`.
 pub fn expected_hash(event: &RecordedEvent) -> String {
     let canonical = canonical_form(
@@ -406,6 +483,43 @@ impl StoredMetadata {
         }
     }
 
+    /// [`StoredMetadata::to_json`] of `m` stamped later, cut before its last
+    /// field: `recorded_at` is serialised last, so the writer completes it
+    /// with [`StoredMetadata::finish_json`].
+    pub(crate) fn json_head(m: &crate::NewMetadata) -> String {
+        #[derive(serde::Serialize)]
+        struct Head<'a> {
+            actor: &'a crate::Actor,
+            correlation_id: uuid::Uuid,
+            causation_id: Option<uuid::Uuid>,
+            idempotency_key: &'a Option<String>,
+        }
+        let mut json = serde_json::to_string(&Head {
+            actor: &m.actor,
+            correlation_id: m.correlation_id,
+            causation_id: m.causation_id,
+            idempotency_key: &m.idempotency_key,
+        })
+        .expect("the metadata holds only strings, uuids and options of them");
+        // Drop the closing brace; `finish_json` writes the last field.
+        json.pop();
+        json
+    }
+
+    /// Completes [`StoredMetadata::json_head`] with `recorded_at` (formatted
+    /// with [`format_timestamp`]).
+    pub(crate) fn finish_json(head: &str, recorded_at: &str) -> String {
+        let mut json = String::with_capacity(head.len() + recorded_at.len() + 20);
+        json.push_str(head);
+        json.push_str(",\"recorded_at\":\"");
+        json.push_str(recorded_at);
+        json.push_str("\"}");
+        json
+    }
+
+    /// The document as stored; the writer builds it in two parts instead
+    /// (`json_head`, `finish_json`), which the tests compare with this.
+    #[cfg(test)]
     pub(crate) fn to_json(&self) -> String {
         serde_json::to_string(self)
             .expect("StoredMetadata holds only strings, uuids and options of them")
@@ -458,6 +572,90 @@ mod tests {
         DateTime::parse_from_rfc3339("2026-11-21T10:00:00.123456Z")
             .map(|t| t.with_timezone(&Utc))
             .expect("literal timestamp parses")
+    }
+
+    /// Events whose canonical form exercises every field: escapes, non-ASCII
+    /// text, nested objects in any key order, arrays, numbers, present and
+    /// absent options.
+    fn varied_events() -> Vec<NewEvent> {
+        let mut events = Vec::new();
+        let datas = [
+            serde_json::json!({}),
+            serde_json::json!({"z": [3, {"b": null, "a": 1.5}], "a": "x\"y\\z\n\u{1}", "é": true}),
+            serde_json::json!({"legs": [{"strike": 10_000_i64, "side": "buy"}], "name": "Ünïcødé 🧺 </script>"}),
+            serde_json::json!([1, "two", {"k": -3}]),
+            serde_json::json!("just a string"),
+        ];
+        for (i, data) in datas.into_iter().enumerate() {
+            let mut e = new_event(data);
+            e.event_id = uuid::Uuid::now_v7();
+            e.event_type = format!("Type\"{i}");
+            e.schema_version = i as u32 * 7;
+            e.metadata.actor.id = format!("partner \"k{i}\" ü");
+            e.metadata.correlation_id = uuid::Uuid::now_v7();
+            if i % 2 == 0 {
+                e.metadata.causation_id = Some(uuid::Uuid::now_v7());
+                e.metadata.idempotency_key = None;
+            } else {
+                e.metadata.idempotency_key = Some(format!("key\\{i}\t"));
+            }
+            events.push(e);
+        }
+        events
+    }
+
+    #[test]
+    fn prepared_parts_hash_exactly_like_seal() {
+        let s = StreamId::parse("basket-1").expect("valid");
+        let stamps = [
+            at(),
+            DateTime::parse_from_rfc3339("1999-01-02T03:04:05Z")
+                .map(|t| t.with_timezone(&Utc))
+                .expect("literal timestamp parses"),
+        ];
+        let mut prev = GENESIS_HASH.to_string();
+        for (i, event) in varied_events().into_iter().enumerate() {
+            for (j, stamp) in stamps.iter().enumerate() {
+                let revision = Revision((i * 2 + j) as u64 * 1_000_003);
+                let parts = CanonicalParts::of(&s, &event);
+                let sealed = seal(
+                    &s,
+                    revision,
+                    Position::sequence(1),
+                    &prev,
+                    *stamp,
+                    event.clone(),
+                );
+                assert_eq!(
+                    parts.link_hash(&prev, revision, &format_timestamp(stamp)),
+                    sealed.metadata.hash,
+                    "event {i}, stamp {j}"
+                );
+                assert_eq!(expected_hash(&sealed), sealed.metadata.hash);
+                prev = sealed.metadata.hash;
+            }
+        }
+    }
+
+    #[test]
+    fn prepared_metadata_json_is_the_stored_metadata_json() {
+        let s = StreamId::parse("basket-1").expect("valid");
+        for event in varied_events() {
+            let head = StoredMetadata::json_head(&event.metadata);
+            let sealed = seal(
+                &s,
+                Revision(0),
+                Position::sequence(1),
+                GENESIS_HASH,
+                at(),
+                event,
+            );
+            let stamp = format_timestamp(&sealed.metadata.recorded_at);
+            assert_eq!(
+                StoredMetadata::finish_json(&head, &stamp),
+                StoredMetadata::of(&sealed.metadata).to_json()
+            );
+        }
     }
 
     #[test]

@@ -42,7 +42,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::chain::{self, GENESIS_HASH};
@@ -95,11 +94,52 @@ const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
 const WITHDRAWN: u8 = 2;
 
+/// An event made ready for the writer by the appending task: everything of
+/// its stored row and of its hash that does not depend on where the writer
+/// puts it (revision, position, previous hash, commit time) is computed
+/// before it is queued, off the writer's critical path.
+pub(crate) struct PreparedEvent {
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    /// `data` as stored.
+    pub data_json: String,
+    /// The stored metadata document without `recorded_at`
+    /// ([`chain::StoredMetadata::json_head`]).
+    metadata_head: String,
+    canonical: chain::CanonicalParts,
+}
+
+impl PreparedEvent {
+    pub(crate) fn of(stream: &StreamId, event: NewEvent) -> Self {
+        Self {
+            canonical: chain::CanonicalParts::of(stream, &event),
+            metadata_head: chain::StoredMetadata::json_head(&event.metadata),
+            data_json: event.data.to_string(),
+            event_id: event.event_id,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+        }
+    }
+}
+
+/// One event row a batch inserts.
+pub(crate) struct PlannedRow<'a> {
+    pub position: Position,
+    pub stream_id: &'a StreamId,
+    pub revision: Revision,
+    pub event: &'a PreparedEvent,
+    /// The stored metadata document.
+    pub metadata_json: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
 /// One append waiting for the writer.
 pub(crate) struct AppendRequest {
     pub stream: StreamId,
     pub expected: ExpectedRevision,
-    pub events: Vec<NewEvent>,
+    pub events: Vec<PreparedEvent>,
     pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
     state: Arc<AtomicU8>,
 }
@@ -185,6 +225,10 @@ impl Writer {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, AppendError> {
         self.alive()?;
+        let events = events
+            .into_iter()
+            .map(|e| PreparedEvent::of(stream, e))
+            .collect();
         let state = Arc::new(AtomicU8::new(QUEUED));
         let (reply, outcome) = oneshot::channel();
         self.queue
@@ -251,15 +295,18 @@ pub(crate) enum BatchError {
 }
 
 /// Numbers and seals the events of `requests` against the given stream heads
-/// and the log's highest position. Returns the rows to insert and, per
-/// request, its outcome; conflicting requests contribute no rows.
-pub(crate) fn plan_batch(
-    requests: &[&AppendRequest],
+/// and the log's highest position, stamping them with `recorded_at`
+/// (formatted with [`chain::format_timestamp`]). Returns the rows to insert
+/// and, per request, its outcome; conflicting requests contribute no rows.
+/// The hashes are those [`chain::seal`] gives; only the hashing of each
+/// prepared canonical form is left to do here.
+pub(crate) fn plan_batch<'a>(
+    requests: &[&'a AppendRequest],
     mut heads: HashMap<StreamId, StreamHead>,
     mut last_position: u64,
-    recorded_at: DateTime<Utc>,
-) -> (Vec<RecordedEvent>, Vec<Result<AppendOutcome, AppendError>>) {
-    let mut rows = Vec::new();
+    recorded_at: &str,
+) -> (Vec<PlannedRow<'a>>, Vec<Result<AppendOutcome, AppendError>>) {
+    let mut rows = Vec::with_capacity(requests.iter().map(|r| r.events.len()).sum());
     let mut outcomes = Vec::with_capacity(requests.len());
     for req in requests {
         let head = heads.get(&req.stream).cloned();
@@ -277,16 +324,20 @@ pub(crate) fn plan_batch(
         for event in &req.events {
             last_position += 1;
             let position = Position::sequence(last_position);
-            let sealed = chain::seal(
-                &req.stream,
-                revision,
+            let hash = event.canonical.link_hash(&prev_hash, revision, recorded_at);
+            let row_prev = std::mem::replace(&mut prev_hash, hash.clone());
+            rows.push(PlannedRow {
                 position,
-                &prev_hash,
-                recorded_at,
-                event.clone(),
-            );
-            prev_hash = sealed.metadata.hash.clone();
-            rows.push(sealed);
+                stream_id: &req.stream,
+                revision,
+                event,
+                metadata_json: chain::StoredMetadata::finish_json(
+                    &event.metadata_head,
+                    recorded_at,
+                ),
+                prev_hash: row_prev,
+                hash,
+            });
             outcome = Some(AppendOutcome {
                 last_revision: revision,
                 last_position: position,
@@ -534,7 +585,8 @@ mod tests {
                 .await
                 .map_err(|e| BatchError::Unavailable(e.to_string()))?
                 .forget();
-            let (_, outcomes) = plan_batch(requests, HashMap::new(), 0, crate::now_micros());
+            let stamp = chain::format_timestamp(&crate::now_micros());
+            let (_, outcomes) = plan_batch(requests, HashMap::new(), 0, &stamp);
             self.written
                 .lock()
                 .unwrap()
@@ -590,6 +642,94 @@ mod tests {
 
     fn is_unavailable(r: &Result<AppendOutcome, AppendError>) -> bool {
         matches!(r, Err(AppendError::Store(StoreError::Unavailable(_))))
+    }
+
+    fn request(
+        stream_name: &str,
+        expected: ExpectedRevision,
+        events: &[NewEvent],
+    ) -> AppendRequest {
+        let stream = stream(stream_name);
+        let (reply, _) = oneshot::channel();
+        AppendRequest {
+            events: events
+                .iter()
+                .map(|e| PreparedEvent::of(&stream, e.clone()))
+                .collect(),
+            stream,
+            expected,
+            reply,
+            state: Arc::new(AtomicU8::new(TAKEN)),
+        }
+    }
+
+    /// The writer's rows, sealed from prepared parts, are exactly what
+    /// `chain::seal` makes of the same events in the same places: hash,
+    /// previous hash, stored `data` and `metadata` documents.
+    #[test]
+    fn planned_rows_are_the_rows_seal_makes() {
+        let mut a = event();
+        a.extend(event());
+        a[1].data = serde_json::json!({"z": [1, {"b": "é\"", "a": null}], "a": 2});
+        a[1].metadata.idempotency_key = Some("idem \"1\"".into());
+        let mut b = event();
+        b[0].metadata.causation_id = Some(uuid::Uuid::now_v7());
+        let requests = [
+            request("basket-1", ExpectedRevision::Exact(Revision(4)), &a),
+            request("basket-2", ExpectedRevision::NoStream, &b),
+            // Conflicts: contributes no row.
+            request("basket-2", ExpectedRevision::Exact(Revision(9)), &b),
+            request("basket-1", ExpectedRevision::Any, &b),
+        ];
+        let refs: Vec<&AppendRequest> = requests.iter().collect();
+        let head = StreamHead {
+            revision: Revision(4),
+            hash: "ab".repeat(32),
+        };
+        let heads = HashMap::from([(stream("basket-1"), head.clone())]);
+        let at = crate::now_micros();
+        let (rows, outcomes) = plan_batch(&refs, heads, 41, &chain::format_timestamp(&at));
+        assert!(matches!(outcomes[2], Err(AppendError::Conflict { .. })));
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 3);
+
+        let mut expected = Vec::new();
+        let mut prev = HashMap::from([("basket-1", (Revision(5), head.hash))]);
+        let mut position = 41;
+        for (name, events) in [("basket-1", &a), ("basket-2", &b), ("basket-1", &b)] {
+            let link = prev
+                .entry(name)
+                .or_insert((Revision::START, GENESIS_HASH.to_string()));
+            for e in events.iter() {
+                position += 1;
+                let sealed = chain::seal(
+                    &stream(name),
+                    link.0,
+                    Position::sequence(position),
+                    &link.1,
+                    at,
+                    e.clone(),
+                );
+                *link = (link.0.next(), sealed.metadata.hash.clone());
+                expected.push(sealed);
+            }
+        }
+        assert_eq!(rows.len(), expected.len());
+        for (row, sealed) in rows.iter().zip(&expected) {
+            assert_eq!(row.position, sealed.position);
+            assert_eq!(row.stream_id, &sealed.stream_id);
+            assert_eq!(row.revision, sealed.revision);
+            assert_eq!(row.event.event_id, sealed.event_id);
+            assert_eq!(row.event.event_type, sealed.event_type);
+            assert_eq!(row.event.schema_version, sealed.schema_version);
+            assert_eq!(row.event.data_json, sealed.data.to_string());
+            assert_eq!(
+                row.metadata_json,
+                chain::StoredMetadata::of(&sealed.metadata).to_json()
+            );
+            assert_eq!(row.prev_hash, sealed.metadata.prev_hash);
+            assert_eq!(row.hash, sealed.metadata.hash);
+            assert_eq!(chain::expected_hash(sealed), row.hash);
+        }
     }
 
     #[tokio::test]

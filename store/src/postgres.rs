@@ -24,7 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use tokio::sync::Notify;
 
-use crate::chain::StoredMetadata;
+use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
     plan_batch, poll_subscription, spawn_writer, AppendRequest, BatchError, BatchWriter,
     StreamHead, Writer, WriterLimits,
@@ -182,20 +182,38 @@ fn is_transient(sqlstate: Option<&str>) -> bool {
         || matches!(code, "55P03" | "55006" | "25P03")
 }
 
-/// The columns of one batch, as arrays for `UNNEST`.
-#[derive(Default)]
-struct Columns {
+/// The columns of one batch, as arrays for `UNNEST`, borrowing the planned
+/// rows.
+struct Columns<'a> {
     position: Vec<i64>,
-    stream_id: Vec<String>,
+    stream_id: Vec<&'a str>,
     revision: Vec<i64>,
     event_id: Vec<uuid::Uuid>,
-    event_type: Vec<String>,
+    event_type: Vec<&'a str>,
     schema_version: Vec<i32>,
-    data: Vec<String>,
-    metadata: Vec<String>,
-    prev_hash: Vec<String>,
-    hash: Vec<String>,
+    data: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+    prev_hash: Vec<&'a str>,
+    hash: Vec<&'a str>,
     recorded_at: Vec<DateTime<Utc>>,
+}
+
+impl Columns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            position: Vec::with_capacity(n),
+            stream_id: Vec::with_capacity(n),
+            revision: Vec::with_capacity(n),
+            event_id: Vec::with_capacity(n),
+            event_type: Vec::with_capacity(n),
+            schema_version: Vec::with_capacity(n),
+            data: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+            prev_hash: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+            recorded_at: Vec::with_capacity(n),
+        }
+    }
 }
 
 impl PgWriter {
@@ -233,21 +251,23 @@ impl PgWriter {
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        let (rows, outcomes) = plan_batch(requests, heads, last as u64, now_micros());
+        let recorded_at = now_micros();
+        let stamp = format_timestamp(&recorded_at);
+        let (rows, outcomes) = plan_batch(requests, heads, last as u64, &stamp);
         if !rows.is_empty() {
-            let mut c = Columns::default();
+            let mut c = Columns::with_capacity(rows.len());
             for e in &rows {
                 c.position.push(e.position.commit as i64);
-                c.stream_id.push(e.stream_id.to_string());
+                c.stream_id.push(e.stream_id.as_str());
                 c.revision.push(e.revision.0 as i64);
-                c.event_id.push(e.event_id);
-                c.event_type.push(e.event_type.clone());
-                c.schema_version.push(e.schema_version as i32);
-                c.data.push(e.data.to_string());
-                c.metadata.push(StoredMetadata::of(&e.metadata).to_json());
-                c.prev_hash.push(e.metadata.prev_hash.clone());
-                c.hash.push(e.metadata.hash.clone());
-                c.recorded_at.push(e.metadata.recorded_at);
+                c.event_id.push(e.event.event_id);
+                c.event_type.push(e.event.event_type.as_str());
+                c.schema_version.push(e.event.schema_version as i32);
+                c.data.push(e.event.data_json.as_str());
+                c.metadata.push(e.metadata_json.as_str());
+                c.prev_hash.push(e.prev_hash.as_str());
+                c.hash.push(e.hash.as_str());
+                c.recorded_at.push(recorded_at);
             }
             sqlx::query(
                 "INSERT INTO events (position, stream_id, revision, event_id, event_type, \

@@ -206,31 +206,38 @@ impl SqliteWriter {
         // so the heads and the highest position read below cannot change
         // before commit.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        let mut heads = HashMap::new();
-        for req in requests {
-            if heads.contains_key(&req.stream) {
-                continue;
-            }
-            let head = sqlx::query(
-                "SELECT revision, hash FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1",
-            )
-            .bind(req.stream.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = head {
-                heads.insert(
-                    req.stream.clone(),
-                    StreamHead {
-                        revision: Revision(row.try_get::<i64, _>(0)? as u64),
-                        hash: row.try_get(1)?,
-                    },
-                );
-            }
+        // Every stream's head in one statement: the batch's distinct stream
+        // ids go in as one JSON array, so no variable limit applies.
+        let mut streams: Vec<&str> = requests.iter().map(|r| r.stream.as_str()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let streams =
+            serde_json::to_string(&streams).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let head_rows = sqlx::query(
+            "SELECT e.stream_id, e.revision, e.hash FROM json_each(?) s \
+             JOIN events e ON e.stream_id = s.value AND e.revision = \
+             (SELECT MAX(m.revision) FROM events m WHERE m.stream_id = s.value)",
+        )
+        .bind(streams)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut heads = HashMap::with_capacity(head_rows.len());
+        for row in head_rows {
+            let stream: String = row.try_get(0)?;
+            let stream = StreamId::parse(stream).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+            heads.insert(
+                stream,
+                StreamHead {
+                    revision: Revision(row.try_get::<i64, _>(1)? as u64),
+                    hash: row.try_get(2)?,
+                },
+            );
         }
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        let (rows, outcomes) = plan_batch(requests, heads, last as u64, now_micros());
+        let recorded_at = format_timestamp(&now_micros());
+        let (rows, outcomes) = plan_batch(requests, heads, last as u64, &recorded_at);
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (position, stream_id, revision, event_id, event_type, \
@@ -240,14 +247,14 @@ impl SqliteWriter {
                 b.push_bind(e.position.commit as i64)
                     .push_bind(e.stream_id.as_str())
                     .push_bind(e.revision.0 as i64)
-                    .push_bind(e.event_id.to_string())
-                    .push_bind(e.event_type.as_str())
-                    .push_bind(e.schema_version as i64)
-                    .push_bind(e.data.to_string())
-                    .push_bind(StoredMetadata::of(&e.metadata).to_json())
-                    .push_bind(e.metadata.prev_hash.as_str())
-                    .push_bind(e.metadata.hash.as_str())
-                    .push_bind(format_timestamp(&e.metadata.recorded_at));
+                    .push_bind(e.event.event_id.to_string())
+                    .push_bind(e.event.event_type.as_str())
+                    .push_bind(e.event.schema_version as i64)
+                    .push_bind(e.event.data_json.as_str())
+                    .push_bind(e.metadata_json.as_str())
+                    .push_bind(e.prev_hash.as_str())
+                    .push_bind(e.hash.as_str())
+                    .push_bind(recorded_at.as_str());
             });
             insert.build().execute(&mut *tx).await?;
         }
