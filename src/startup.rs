@@ -259,7 +259,7 @@ impl Application {
                 Arc::clone(&self.store),
                 self.read_db.clone(),
                 self.clock.clone(),
-                lease.holder().to_string(),
+                lease.clone(),
                 every,
                 stop_rx.clone(),
             ))),
@@ -306,24 +306,6 @@ impl Application {
 /// projector lease and whether a run is due.
 const BILLING_CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Whether the projector lease is held by `holder` and not expired.
-async fn holds_lease(db: &sqlx::AnyPool, holder: &str) -> bool {
-    use sqlx::Row;
-    let row = sqlx::query("SELECT holder, expires_at FROM projector_leases WHERE name = $1")
-        .bind("projectors")
-        .fetch_optional(db)
-        .await;
-    match row {
-        Ok(Some(row)) => {
-            let held_by: Result<String, _> = row.try_get("holder");
-            let until: Result<i64, _> = row.try_get("expires_at");
-            matches!((held_by, until), (Ok(h), Ok(u))
-                if h == holder && u > chrono::Utc::now().timestamp_millis())
-        }
-        _ => false,
-    }
-}
-
 /// Billing by itself: while this process holds the projector lease (so one
 /// process in a deployment does it), a run every `every`, the first as soon
 /// as the lease is held. A run that fails as a whole is logged and tried at
@@ -333,7 +315,7 @@ async fn billing_loop(
     store: Arc<dyn EventStore>,
     read_db: sqlx::AnyPool,
     clock: Clock,
-    holder: String,
+    lease: basketry_projections::lease::Lease,
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -344,7 +326,8 @@ async fn billing_loop(
             _ = stop.wait_for(|s| *s) => break,
             () = tokio::time::sleep(BILLING_CHECK_EVERY.min(every)) => {}
         }
-        if last_run.is_some_and(|at| at.elapsed() < every) || !holds_lease(&read_db, &holder).await
+        if last_run.is_some_and(|at| at.elapsed() < every)
+            || !lease.is_held().await.unwrap_or(false)
         {
             continue;
         }

@@ -74,6 +74,22 @@ impl Lease {
         })
     }
 
+    /// Whether this contender holds the lease now (held by it and not
+    /// expired), without taking or renewing it: for work that only the
+    /// holder may do, such as scheduled billing.
+    pub async fn is_held(&self) -> Result<bool, ProjectionError> {
+        let row = sqlx::query("SELECT holder, expires_at FROM projector_leases WHERE name = $1")
+            .bind(LEASE)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => {
+                r.try_get::<String, _>(0)? == self.holder && r.try_get::<i64, _>(1)? > now_ms()
+            }
+            None => false,
+        })
+    }
+
     /// Gives the lease up (if held), so a standby need not wait for expiry.
     pub async fn release(&self) -> Result<(), ProjectionError> {
         sqlx::query("DELETE FROM projector_leases WHERE name = $1 AND holder = $2")
