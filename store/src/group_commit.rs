@@ -272,6 +272,34 @@ pub(crate) struct StreamHead {
     pub hash: String,
 }
 
+/// The distinct streams of a batch, sorted: what its one head lookup asks
+/// for.
+pub(crate) fn batch_streams<'a>(requests: &[&'a AppendRequest]) -> Vec<&'a str> {
+    let mut streams: Vec<&str> = requests.iter().map(|r| r.stream.as_str()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    streams
+}
+
+/// The heads of a batch's streams from the `(stream_id, revision, hash)`
+/// rows of its head lookup (a stream without events has no row).
+pub(crate) fn heads_from_rows(
+    rows: Vec<(String, i64, String)>,
+) -> Result<HashMap<StreamId, StreamHead>, sqlx::Error> {
+    let mut heads = HashMap::with_capacity(rows.len());
+    for (stream, revision, hash) in rows {
+        let stream = StreamId::parse(stream).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        heads.insert(
+            stream,
+            StreamHead {
+                revision: Revision(revision as u64),
+                hash,
+            },
+        );
+    }
+    Ok(heads)
+}
+
 /// What a backend does inside one transaction.
 #[async_trait::async_trait]
 pub(crate) trait BatchWriter: Send + 'static {

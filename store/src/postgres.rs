@@ -13,7 +13,6 @@
 //! batch, whatever its size. `data` and `metadata` are stored as `json` text
 //! so they read back byte for byte.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +25,8 @@ use tokio::sync::Notify;
 
 use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
-    plan_batch, poll_subscription, spawn_writer, AppendRequest, BatchError, BatchWriter,
-    StreamHead, Writer, WriterLimits,
+    batch_streams, heads_from_rows, plan_batch, poll_subscription, spawn_writer, AppendRequest,
+    BatchError, BatchWriter, Writer, WriterLimits,
 };
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
@@ -226,28 +225,14 @@ impl PgWriter {
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
-        let mut streams: Vec<&str> = requests.iter().map(|r| r.stream.as_str()).collect();
-        streams.sort_unstable();
-        streams.dedup();
-        let head_rows = sqlx::query(
+        let head_rows = sqlx::query_as(
             "SELECT DISTINCT ON (stream_id) stream_id, revision, hash FROM events \
              WHERE stream_id = ANY($1) ORDER BY stream_id, revision DESC",
         )
-        .bind(&streams)
+        .bind(batch_streams(requests))
         .fetch_all(&mut *tx)
         .await?;
-        let mut heads = HashMap::with_capacity(head_rows.len());
-        for row in head_rows {
-            let stream: String = row.try_get(0)?;
-            let stream = StreamId::parse(stream).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            heads.insert(
-                stream,
-                StreamHead {
-                    revision: Revision(row.try_get::<i64, _>(1)? as u64),
-                    hash: row.try_get(2)?,
-                },
-            );
-        }
+        let heads = heads_from_rows(head_rows)?;
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;

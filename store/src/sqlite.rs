@@ -7,7 +7,6 @@
 //! process appending to the same file is serialised, and positions become
 //! visible in order. Reads use a separate pool of connections.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -22,8 +21,8 @@ use tokio::sync::Notify;
 
 use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
-    plan_batch, poll_subscription, spawn_writer, AppendRequest, BatchError, BatchWriter,
-    StreamHead, Writer, WriterLimits,
+    batch_streams, heads_from_rows, plan_batch, poll_subscription, spawn_writer, AppendRequest,
+    BatchError, BatchWriter, Writer, WriterLimits,
 };
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
@@ -208,12 +207,9 @@ impl SqliteWriter {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         // Every stream's head in one statement: the batch's distinct stream
         // ids go in as one JSON array, so no variable limit applies.
-        let mut streams: Vec<&str> = requests.iter().map(|r| r.stream.as_str()).collect();
-        streams.sort_unstable();
-        streams.dedup();
-        let streams =
-            serde_json::to_string(&streams).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let head_rows = sqlx::query(
+        let streams = serde_json::to_string(&batch_streams(requests))
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let head_rows = sqlx::query_as(
             "SELECT e.stream_id, e.revision, e.hash FROM json_each(?) s \
              JOIN events e ON e.stream_id = s.value AND e.revision = \
              (SELECT MAX(m.revision) FROM events m WHERE m.stream_id = s.value)",
@@ -221,18 +217,7 @@ impl SqliteWriter {
         .bind(streams)
         .fetch_all(&mut *tx)
         .await?;
-        let mut heads = HashMap::with_capacity(head_rows.len());
-        for row in head_rows {
-            let stream: String = row.try_get(0)?;
-            let stream = StreamId::parse(stream).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            heads.insert(
-                stream,
-                StreamHead {
-                    revision: Revision(row.try_get::<i64, _>(1)? as u64),
-                    hash: row.try_get(2)?,
-                },
-            );
-        }
+        let heads = heads_from_rows(head_rows)?;
         let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
