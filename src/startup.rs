@@ -203,6 +203,11 @@ impl Application {
                 .route("/metrics", web::get().to(metrics_text))
                 .default_service(web::to(basketry_command_api::app::not_found))
         })
+        // Every response is written whole or in chunks the moment it is
+        // ready; with Nagle's algorithm on, the last small write of a
+        // streamed body (the chunked terminator) waited for the client's
+        // delayed ACK, about 40 ms per plan (docs/adr/0016-data-path.md).
+        .tcp_nodelay(true)
         .listen(listener)?
         .run();
         let purge = Arc::clone(&idempotency);
