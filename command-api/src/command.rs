@@ -194,6 +194,43 @@ pub async fn execute_many<A, F>(
     store: &dyn EventStore,
     stream: &StreamId,
     meta: &CommandMeta,
+    commands: F,
+) -> Result<Executed<A::State, A::Event>, ApiError>
+where
+    A: Aggregate,
+    F: FnMut(&Loaded<A::State>) -> Result<Vec<A::Command>, ApiError>,
+{
+    execute_many_from::<A, _>(store, stream, meta, None, commands).await
+}
+
+/// [`execute`] whose first attempt, when `first` is given, decides on it:
+/// the stream as the caller already loaded it (e.g. together with other streams), or as it
+/// knows it to be: the empty state of a stream named by an id it has just
+/// generated. The append still expects exactly that revision, so a stream
+/// that moved (or exists after all) is a conflict like any other: it is
+/// reloaded and decided again.
+pub async fn execute_from<A, F>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    meta: &CommandMeta,
+    first: Option<Loaded<A::State>>,
+    mut command: F,
+) -> Result<Executed<A::State, A::Event>, ApiError>
+where
+    A: Aggregate,
+    F: FnMut(&Loaded<A::State>) -> Result<A::Command, ApiError>,
+{
+    execute_many_from::<A, _>(store, stream, meta, first, |loaded| {
+        Ok(vec![command(loaded)?])
+    })
+    .await
+}
+
+async fn execute_many_from<A, F>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+    meta: &CommandMeta,
+    mut first: Option<Loaded<A::State>>,
     mut commands: F,
 ) -> Result<Executed<A::State, A::Event>, ApiError>
 where
@@ -201,7 +238,10 @@ where
     F: FnMut(&Loaded<A::State>) -> Result<Vec<A::Command>, ApiError>,
 {
     for _ in 0..MAX_ATTEMPTS {
-        let loaded = load::<A>(store, stream).await?;
+        let loaded = match first.take() {
+            Some(loaded) => loaded,
+            None => load::<A>(store, stream).await?,
+        };
         let mut state = loaded.state.clone();
         let mut events = Vec::new();
         for cmd in commands(&loaded)? {
@@ -703,5 +743,82 @@ impl Rendered {
             response.insert_header((name.as_str(), value.as_str()));
         }
         response.body(self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use basketry_domain::user_link::{self, ReserveTemplateSubscription, UserLinkAggregate};
+    use basketry_domain::{DomainError, Email, SubscriptionId, TemplateId, UserId};
+    use basketry_store::memory::MemoryStore;
+
+    fn meta() -> CommandMeta {
+        CommandMeta {
+            actor: Actor::System,
+            correlation_id: Uuid::now_v7(),
+            idempotency_key: None,
+            now: Utc::now(),
+        }
+    }
+
+    fn reserve(
+        user_id: UserId,
+        template_id: TemplateId,
+    ) -> impl FnMut(
+        &Loaded<<UserLinkAggregate as Aggregate>::State>,
+    ) -> Result<<UserLinkAggregate as Aggregate>::Command, ApiError> {
+        let subscription_id = SubscriptionId::from_uuid(Uuid::now_v7());
+        move |_| {
+            Ok(ReserveTemplateSubscription {
+                user_id,
+                template_id,
+                subscription_id,
+                now: Utc::now(),
+            }
+            .into())
+        }
+    }
+
+    /// A first state that is out of date (here: "no stream" for a stream
+    /// another request wrote) is not trusted: the append conflicts, the
+    /// stream is reloaded and the domain decides on what is really there.
+    #[tokio::test]
+    async fn a_stale_first_state_is_reloaded_and_decided_again() {
+        let store = MemoryStore::new();
+        let email = Email::parse("asha@example.com").expect("an e-mail");
+        let user_id = UserId::from_email(&email);
+        let template_id = TemplateId::from_uuid(Uuid::now_v7());
+        let stream = StreamId::parse(user_link::stream_name(&user_id)).expect("a stream id");
+        let first = execute_from::<UserLinkAggregate, _>(
+            &store,
+            &stream,
+            &meta(),
+            Some(Loaded::empty()),
+            reserve(user_id, template_id),
+        )
+        .await
+        .expect("the first reservation");
+        assert_eq!(first.events.len(), 1);
+        let second = execute_from::<UserLinkAggregate, _>(
+            &store,
+            &stream,
+            &meta(),
+            Some(Loaded::empty()),
+            reserve(user_id, template_id),
+        )
+        .await;
+        assert!(
+            matches!(
+                second,
+                Err(ApiError::Domain(DomainError::AlreadySubscribed { .. }))
+            ),
+            "{second:?}"
+        );
+        let events = store
+            .read_stream(&stream, basketry_store::Revision::START)
+            .await
+            .expect("the stream");
+        assert_eq!(events.len(), 1);
     }
 }

@@ -16,6 +16,17 @@ pub struct Loaded<S> {
     pub position: Option<Position>,
 }
 
+impl<S: Default> Loaded<S> {
+    /// A stream that does not exist: the default state, no revision.
+    pub fn empty() -> Self {
+        Self {
+            state: S::default(),
+            revision: None,
+            position: None,
+        }
+    }
+}
+
 impl<S> Loaded<S> {
     /// The expectation under which appending keeps this state's decisions
     /// valid.

@@ -40,9 +40,11 @@ use uuid::Uuid;
 
 use crate::auth::credentials::{generate_api_key, generate_secret, hash_secret_async};
 use crate::auth::{AuthState, PartnerPrincipal, Person, Principal};
-use crate::command::{execute, execute_many, parse_body, run, AppState, Body, CommandMeta, Reply};
+use crate::command::{
+    execute, execute_from, execute_many, parse_body, run, AppState, Body, CommandMeta, Reply,
+};
 use crate::error::ApiError;
-use crate::load::load;
+use crate::load::{load, Loaded};
 use crate::openapi::{requests, schemas};
 use crate::views;
 
@@ -776,6 +778,9 @@ pub(crate) struct AllocationsInput {
 struct NewSubscription {
     user_id: UserId,
     email: Email,
+    /// For a partner's subscription: its `partner_bps` is the credential's
+    /// until [`reserve_and_subscribe`] replaces it with the share in force
+    /// in the partner's stream (ADR 0015).
     partner: Option<PartnerAttribution>,
     allocations: Vec<BrokerAllocation>,
 }
@@ -818,10 +823,29 @@ async fn reserve_and_subscribe(
     store: &dyn EventStore,
     meta: &CommandMeta,
     template_id: TemplateId,
-    new: NewSubscription,
+    mut new: NewSubscription,
 ) -> Result<crate::command::Executed<SubscriptionState, SubscriptionEvent>, ApiError> {
     let template_stream = stream(basket::stream_name(&template_id))?;
-    let template = load::<BasketAggregate>(store, &template_stream).await?;
+    let link_stream = stream(user_link::stream_name(&new.user_id))?;
+    // Three independent reads, at once: the template, the person's stream
+    // (where the reservation goes; its first attempt decides on this load)
+    // and, for a partner, the partner's stream for the share in force.
+    let (template, link, share) = futures::try_join!(
+        async {
+            load::<BasketAggregate>(store, &template_stream)
+                .await
+                .map_err(ApiError::from)
+        },
+        async {
+            load::<UserLinkAggregate>(store, &link_stream)
+                .await
+                .map_err(ApiError::from)
+        },
+        partner_share_in_force(store, new.partner.as_ref()),
+    )?;
+    if let (Some(partner), Some(bps)) = (new.partner.as_mut(), share) {
+        partner.partner_bps = bps;
+    }
     let terms = template
         .state
         .template_terms()
@@ -830,18 +854,19 @@ async fn reserve_and_subscribe(
         return Err(DomainError::TemplateNotAvailable.into());
     }
     let subscription_id = SubscriptionId::from_uuid(Uuid::now_v7());
-    let link_stream = stream(user_link::stream_name(&new.user_id))?;
+    let mut link = Some(link);
     for _ in 0..2 {
-        let reserved = execute::<UserLinkAggregate, _>(store, &link_stream, meta, |_| {
-            Ok(ReserveTemplateSubscription {
-                user_id: new.user_id,
-                template_id,
-                subscription_id,
-                now: meta.now,
-            }
-            .into())
-        })
-        .await;
+        let reserved =
+            execute_from::<UserLinkAggregate, _>(store, &link_stream, meta, link.take(), |_| {
+                Ok(ReserveTemplateSubscription {
+                    user_id: new.user_id,
+                    template_id,
+                    subscription_id,
+                    now: meta.now,
+                }
+                .into())
+            })
+            .await;
         match reserved {
             Ok(_) => break,
             Err(ApiError::Domain(DomainError::AlreadySubscribed {
@@ -877,7 +902,10 @@ async fn reserve_and_subscribe(
         }
     }
     let s = stream(subscription::stream_name(&subscription_id))?;
-    execute::<SubscriptionAggregate, _>(store, &s, meta, |_| {
+    // The id was generated above, so its stream is new: the first attempt
+    // decides on the empty state without reading it, and appends expecting
+    // no stream (a stream there after all is a conflict, then reloaded).
+    execute_from::<SubscriptionAggregate, _>(store, &s, meta, Some(Loaded::empty()), |_| {
         Ok(SubscribeToTemplate {
             actor: meta.actor.clone(),
             subscription_id,
@@ -891,6 +919,21 @@ async fn reserve_and_subscribe(
         .into())
     })
     .await
+}
+
+/// The partner's revenue share in force, read from its stream, for a
+/// partner subscription (`None` for a person's own, or when the stream
+/// holds no share: the credential's then stands).
+async fn partner_share_in_force(
+    store: &dyn EventStore,
+    partner: Option<&PartnerAttribution>,
+) -> Result<Option<BasisPoints>, ApiError> {
+    let Some(partner) = partner else {
+        return Ok(None);
+    };
+    let s = stream(partner::stream_name(&partner.partner_id))?;
+    let loaded = load::<PartnerAggregate>(store, &s).await?;
+    Ok(loaded.state.revenue_share().map(|r| r.partner_bps()))
 }
 
 /// How long a reservation may wait for its subscription before it counts as
@@ -1182,8 +1225,9 @@ async fn partner_subscribe(
         };
         let user_id = UserId::from_email(&email);
         // The share in force is the partner stream's, not the credential
-        // cache's (which other instances may hold for a while).
-        let partner_bps = partner_bps_in_force(state.store.as_ref(), p).await?;
+        // cache's (which other instances may hold for a while): this one
+        // stands only until `reserve_and_subscribe` has read the stream.
+        let partner_bps = p.revenue_share.partner_bps();
         let executed = subscribe_to(
             state.store.as_ref(),
             &meta,
@@ -1247,21 +1291,6 @@ fn owns(owner: &Owner<'_>, state: &SubscriptionState) -> bool {
         Owner::User(p) => state.is_owned_by_user(&p.user_id),
         Owner::Partner(p) => state.is_owned_by_partner(&p.partner_id),
     }
-}
-
-/// The revenue share in force for the partner `p` authenticated as: the
-/// one its stream holds now.
-async fn partner_bps_in_force(
-    store: &dyn EventStore,
-    p: &PartnerPrincipal,
-) -> Result<BasisPoints, ApiError> {
-    let s = stream(partner::stream_name(&p.partner_id))?;
-    let loaded = load::<PartnerAggregate>(store, &s).await?;
-    Ok(loaded
-        .state
-        .revenue_share()
-        .unwrap_or(p.revenue_share)
-        .partner_bps())
 }
 
 /// The partner's revenue share in force now, for charges made on resume.
