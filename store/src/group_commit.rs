@@ -480,6 +480,177 @@ pub(crate) fn spawn_writer<W: BatchWriter>(
     }
 }
 
+/// What a backend whose connection lives on a thread of its own does inside
+/// one transaction: [`BatchWriter::write_batch`], called on that thread, so
+/// a batch costs no hand-off per statement.
+pub(crate) trait BlockingBatchWriter: Send + 'static {
+    /// As [`BatchWriter::write_batch`]; an empty `requests` only takes and
+    /// releases the write lock (the health probe).
+    fn write_batch(
+        &mut self,
+        requests: &[&AppendRequest],
+    ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError>;
+}
+
+/// How often a failing thread writer looks at its queue while it waits to
+/// probe the write lock again.
+const PROBE_POLL: Duration = Duration::from_millis(10);
+
+/// Marks the writer dead when its thread ends, however it ends (a panic
+/// unwinds through this guard).
+struct MarkDeadOnExit(Arc<WriterHealth>);
+
+impl Drop for MarkDeadOnExit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the event store writer thread died; appends answer 503");
+        }
+        self.0.dead.store(true, Ordering::SeqCst);
+    }
+}
+
+/// [`spawn_writer`] for a [`BlockingBatchWriter`]: the queue is read by an
+/// OS thread named `name` that owns the writer, takes batches exactly as the
+/// writer task does (same bounds, same take/withdraw rule, same health), and
+/// answers each request from that thread. The thread ends when every handle
+/// is dropped.
+pub(crate) fn spawn_thread_writer<W: BlockingBatchWriter>(
+    name: &str,
+    mut writer: W,
+    appended: Arc<Notify>,
+    limits: WriterLimits,
+) -> std::io::Result<Writer> {
+    let (tx, mut rx) = mpsc::channel::<AppendRequest>(limits.capacity.max(1));
+    let health = Arc::new(WriterHealth::default());
+    let report = Arc::clone(&health);
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let _dead = MarkDeadOnExit(Arc::clone(&report));
+            let mut idle_since = Instant::now();
+            loop {
+                let first = if report.failing().is_some() {
+                    match rx.try_recv() {
+                        Ok(first) => first,
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            if idle_since.elapsed() < PROBE_EVERY {
+                                std::thread::sleep(PROBE_POLL);
+                                continue;
+                            }
+                            // Idle while unavailable: try the write lock with
+                            // an empty transaction, so health recovers by
+                            // itself.
+                            *report.busy_since() = Some(Instant::now());
+                            let probed = writer.write_batch(&[]);
+                            *report.busy_since() = None;
+                            *report.failing() = match probed {
+                                Ok(_) => None,
+                                Err(BatchError::Unavailable(why) | BatchError::Rejected(why)) => {
+                                    Some(why)
+                                }
+                            };
+                            idle_since = Instant::now();
+                            continue;
+                        }
+                    }
+                } else {
+                    match rx.blocking_recv() {
+                        Some(first) => first,
+                        None => break,
+                    }
+                };
+                let batch = take_batch(first, &mut rx);
+                if batch.is_empty() {
+                    continue;
+                }
+                *report.busy_since() = Some(Instant::now());
+                let outcomes = commit_blocking(&mut writer, &batch);
+                *report.busy_since() = None;
+                *report.failing() = outcomes.iter().find_map(|o| match o {
+                    Err(AppendError::Store(StoreError::Unavailable(why))) => Some(why.clone()),
+                    _ => None,
+                });
+                for (req, outcome) in batch.into_iter().zip(outcomes) {
+                    // The caller may have gone away (request cancelled); the
+                    // append is committed either way.
+                    let _ = req.reply.send(outcome);
+                }
+                appended.notify_waiters();
+                idle_since = Instant::now();
+            }
+        })?;
+    Ok(Writer {
+        queue: tx,
+        health,
+        limits,
+    })
+}
+
+/// `first` and every request already queued behind it that the writer may
+/// still take, up to [`MAX_BATCH_EVENTS`] events.
+fn take_batch(first: AppendRequest, rx: &mut mpsc::Receiver<AppendRequest>) -> Vec<AppendRequest> {
+    let mut batch = Vec::new();
+    let mut events = 0;
+    if first.take() {
+        events += first.events.len();
+        batch.push(first);
+    }
+    while events < MAX_BATCH_EVENTS {
+        match rx.try_recv() {
+            Ok(next) => {
+                if next.take() {
+                    events += next.events.len();
+                    batch.push(next);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// [`commit`] for a [`BlockingBatchWriter`].
+fn commit_blocking<W: BlockingBatchWriter>(
+    writer: &mut W,
+    batch: &[AppendRequest],
+) -> Vec<Result<AppendOutcome, AppendError>> {
+    let all: Vec<&AppendRequest> = batch.iter().collect();
+    match writer.write_batch(&all) {
+        Ok(outcomes) => outcomes,
+        Err(BatchError::Unavailable(msg)) => batch
+            .iter()
+            .map(|_| Err(StoreError::Unavailable(msg.clone()).into()))
+            .collect(),
+        Err(BatchError::Rejected(msg)) if batch.len() == 1 => {
+            vec![Err(StoreError::Invalid(msg).into())]
+        }
+        Err(BatchError::Rejected(_)) => {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            let mut unavailable = None;
+            for req in batch {
+                // Once the database is unavailable, the rest would only wait
+                // out the same timeout one by one.
+                if let Some(msg) = &unavailable {
+                    outcomes.push(Err(StoreError::Unavailable(Clone::clone(msg)).into()));
+                    continue;
+                }
+                outcomes.push(match writer.write_batch(&[req]) {
+                    Ok(mut one) => one
+                        .pop()
+                        .unwrap_or_else(|| Err(StoreError::Invalid("empty outcome".into()).into())),
+                    Err(BatchError::Unavailable(msg)) => {
+                        unavailable = Some(msg.clone());
+                        Err(StoreError::Unavailable(msg).into())
+                    }
+                    Err(BatchError::Rejected(msg)) => Err(StoreError::Invalid(msg).into()),
+                });
+            }
+            outcomes
+        }
+    }
+}
+
 async fn commit<W: BatchWriter>(
     writer: &mut W,
     batch: &[AppendRequest],
@@ -651,9 +822,65 @@ mod tests {
         stuck_after: Duration::from_millis(600),
     };
 
-    fn spawn(
-        panic_on: Option<&str>,
-    ) -> (Writer, Arc<tokio::sync::Semaphore>, Arc<Mutex<Vec<String>>>) {
+    /// [`Fake`] on a thread of its own ([`spawn_thread_writer`]).
+    struct BlockingFake(Fake);
+
+    impl BlockingBatchWriter for BlockingFake {
+        fn write_batch(
+            &mut self,
+            requests: &[&AppendRequest],
+        ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError> {
+            if !requests.is_empty() {
+                if requests
+                    .iter()
+                    .any(|r| Some(r.stream.as_str()) == self.0.panic_on.as_deref())
+                {
+                    panic!("injected writer failure");
+                }
+                loop {
+                    match self.0.gate.try_acquire() {
+                        Ok(permit) => {
+                            permit.forget();
+                            break;
+                        }
+                        Err(tokio::sync::TryAcquireError::NoPermits) => {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        Err(e) => return Err(BatchError::Unavailable(e.to_string())),
+                    }
+                }
+            }
+            let stamp = chain::format_timestamp(&crate::now_micros());
+            let (_, outcomes) = plan_batch(requests, HashMap::new(), 0, &stamp);
+            self.0
+                .written
+                .lock()
+                .unwrap()
+                .extend(requests.iter().map(|r| r.stream.to_string()));
+            Ok(outcomes)
+        }
+    }
+
+    type Spawned = (Writer, Arc<tokio::sync::Semaphore>, Arc<Mutex<Vec<String>>>);
+
+    fn spawn_thread(panic_on: Option<&str>) -> Spawned {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let writer = spawn_thread_writer(
+            "test-writer",
+            BlockingFake(Fake {
+                gate: Arc::clone(&gate),
+                written: Arc::clone(&written),
+                panic_on: panic_on.map(str::to_string),
+            }),
+            Arc::new(Notify::new()),
+            LIMITS,
+        )
+        .unwrap();
+        (writer, gate, written)
+    }
+
+    fn spawn(panic_on: Option<&str>) -> Spawned {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let written = Arc::new(Mutex::new(Vec::new()));
         let writer = spawn_writer(
@@ -762,6 +989,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_writer_refuses_in_bounded_time_and_never_writes_a_withdrawn_append() {
+        a_slow_writer_refuses_in_bounded_time_and_never_writes_a_withdrawn_append_with(spawn).await;
+    }
+
+    #[tokio::test]
+    async fn on_a_thread_a_slow_writer_refuses_in_bounded_time_and_never_writes_a_withdrawn_append()
+    {
+        a_slow_writer_refuses_in_bounded_time_and_never_writes_a_withdrawn_append_with(
+            spawn_thread,
+        )
+        .await;
+    }
+
+    async fn a_slow_writer_refuses_in_bounded_time_and_never_writes_a_withdrawn_append_with(
+        spawn: fn(Option<&str>) -> Spawned,
+    ) {
         let (writer, gate, written) = spawn(None);
         // `taken` is taken at once and held at the gate.
         let w = writer.clone();
@@ -806,6 +1048,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_stuck_writer_makes_health_and_new_appends_unavailable_at_once() {
+        a_stuck_writer_makes_health_and_new_appends_unavailable_at_once_with(spawn).await;
+    }
+
+    #[tokio::test]
+    async fn on_a_thread_a_stuck_writer_makes_health_and_new_appends_unavailable_at_once() {
+        a_stuck_writer_makes_health_and_new_appends_unavailable_at_once_with(spawn_thread).await;
+    }
+
+    async fn a_stuck_writer_makes_health_and_new_appends_unavailable_at_once_with(
+        spawn: fn(Option<&str>) -> Spawned,
+    ) {
         let (writer, gate, _) = spawn(None);
         let w = writer.clone();
         let stuck = tokio::spawn(async move {
@@ -827,6 +1080,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_writer_makes_health_and_appends_unavailable() {
+        a_dead_writer_makes_health_and_appends_unavailable_with(spawn).await;
+    }
+
+    #[tokio::test]
+    async fn on_a_thread_a_dead_writer_makes_health_and_appends_unavailable() {
+        a_dead_writer_makes_health_and_appends_unavailable_with(spawn_thread).await;
+    }
+
+    async fn a_dead_writer_makes_health_and_appends_unavailable_with(
+        spawn: fn(Option<&str>) -> Spawned,
+    ) {
         let (writer, gate, _) = spawn(Some("boom"));
         gate.add_permits(10);
         let died = writer

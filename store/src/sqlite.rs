@@ -2,10 +2,12 @@
 //!
 //! One file (WAL journal, `synchronous=FULL`, so a committed append survives
 //! a power cut). Appends go through the group-commit writer
-//! ([`crate::group_commit`]) on a dedicated connection with
+//! ([`crate::group_commit`]) on a dedicated `rusqlite` connection owned by
+//! the writer's own thread (`docs/adr/0016-data-path.md`), with
 //! `BEGIN IMMEDIATE`, which takes SQLite's write lock up front: even another
 //! process appending to the same file is serialised, and positions become
-//! visible in order. Reads use a separate pool of connections.
+//! visible in order. Migrations and reads use sqlx: reads a separate pool of
+//! connections.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,13 +18,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use tokio::sync::Notify;
 
 use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
-    batch_streams, heads_from_rows, plan_batch, poll_subscription, spawn_writer, AppendRequest,
-    BatchError, BatchWriter, Writer, WriterLimits,
+    batch_streams, heads_from_rows, plan_batch, poll_subscription, spawn_thread_writer,
+    AppendRequest, BatchError, BlockingBatchWriter, Writer, WriterLimits,
 };
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
@@ -30,10 +32,6 @@ use crate::{
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// Rows per INSERT statement: 11 bound values each, well under SQLite's
-/// 32 766-variable limit.
-const ROWS_PER_INSERT: usize = 1_000;
 
 /// How long the writer waits for SQLite's write lock (another process or a
 /// backup holding it) before the whole batch is answered unavailable. Short,
@@ -100,25 +98,34 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-16384");
-        let writer_pool = SqlitePoolOptions::new()
+        // Migrations run on sqlx before the writer's own connection opens.
+        let migrations = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone().busy_timeout(WRITE_BUSY_TIMEOUT))
             .await
             .map_err(unavailable)?;
-        MIGRATOR.run(&writer_pool).await.map_err(|e| {
+        MIGRATOR.run(&migrations).await.map_err(|e| {
             StoreError::Unavailable(format!("migrating the SQLite event store: {e}"))
         })?;
+        migrations.close().await;
+        let path = options.get_filename().to_path_buf();
+        let sqlite_writer = tokio::task::spawn_blocking(move || SqliteWriter::open(&path))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the SQLite writer: {e}")))?
+            .map_err(|e| StoreError::Unavailable(format!("opening the SQLite writer: {e}")))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await
             .map_err(unavailable)?;
         let appended = Arc::new(Notify::new());
-        let writer = spawn_writer(
-            SqliteWriter { pool: writer_pool },
+        let writer = spawn_thread_writer(
+            "basketry-sqlite-writer",
+            sqlite_writer,
             Arc::clone(&appended),
             WriterLimits::default(),
-        );
+        )
+        .map_err(|e| StoreError::Unavailable(format!("starting the SQLite writer: {e}")))?;
         Ok(Self {
             readers,
             writer,
@@ -182,87 +189,130 @@ fn decode_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
+/// The append path's connection: `rusqlite` on the writer's own thread
+/// (see `docs/adr/0016-data-path.md`), so a batch runs statement after
+/// statement without a hand-off to another thread for each.
 struct SqliteWriter {
-    pool: SqlitePool,
+    conn: rusqlite::Connection,
 }
 
-/// Whether an SQLite result code (extended codes included) is `SQLITE_BUSY`
-/// or `SQLITE_LOCKED`.
-fn is_busy(code: Option<&str>) -> bool {
-    const SQLITE_BUSY: i64 = 5;
-    const SQLITE_LOCKED: i64 = 6;
-    code.and_then(|c| c.parse::<i64>().ok())
-        .is_some_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+/// Every stream's head in one statement: the batch's distinct stream ids go
+/// in as one JSON array, so no variable limit applies.
+const SELECT_HEADS: &str = "SELECT e.stream_id, e.revision, e.hash FROM json_each(?1) s \
+     JOIN events e ON e.stream_id = s.value AND e.revision = \
+     (SELECT MAX(m.revision) FROM events m WHERE m.stream_id = s.value)";
+
+const SELECT_LAST_POSITION: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
+
+const INSERT_EVENT: &str = "INSERT INTO events (position, stream_id, revision, event_id, \
+     event_type, schema_version, data, metadata, prev_hash, hash, recorded_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/// How the group commit treats a failed statement of the writer. Busy or
+/// locked (another connection holds the write lock past the busy timeout),
+/// or no answer from SQLite at all, makes the whole batch unavailable:
+/// retrying its requests one by one would only wait the timeout again each.
+/// Any other refusal by SQLite (a constraint, bad data) is retried request
+/// by request, to find the culprit.
+fn batch_error(e: rusqlite::Error) -> BatchError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) | None => {
+            BatchError::Unavailable(format!("SQLite: {e}"))
+        }
+        Some(_) => BatchError::Rejected(format!("SQLite: {e}")),
+    }
 }
 
 impl SqliteWriter {
-    async fn try_batch(
-        &self,
+    /// Opens the writer's connection to the (migrated) database file at
+    /// `path`: WAL, `synchronous=FULL`, [`WRITE_BUSY_TIMEOUT`].
+    fn open(path: &Path) -> rusqlite::Result<Self> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(WRITE_BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "cache_size", -16384)?;
+        Ok(Self { conn })
+    }
+
+    fn try_batch(
+        &mut self,
         requests: &[&AppendRequest],
-    ) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
+    ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError> {
         // BEGIN IMMEDIATE takes the write lock now, not at the first insert,
         // so the heads and the highest position read below cannot change
-        // before commit.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        // Every stream's head in one statement: the batch's distinct stream
-        // ids go in as one JSON array, so no variable limit applies.
+        // before commit, whichever process writes to the file.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(batch_error)?;
+        if requests.is_empty() {
+            tx.commit().map_err(batch_error)?;
+            return Ok(Vec::new());
+        }
         let streams = serde_json::to_string(&batch_streams(requests))
-            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let head_rows = sqlx::query_as(
-            "SELECT e.stream_id, e.revision, e.hash FROM json_each(?) s \
-             JOIN events e ON e.stream_id = s.value AND e.revision = \
-             (SELECT MAX(m.revision) FROM events m WHERE m.stream_id = s.value)",
-        )
-        .bind(streams)
-        .fetch_all(&mut *tx)
-        .await?;
-        let heads = heads_from_rows(head_rows)?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
+            .map_err(|e| BatchError::Unavailable(format!("SQLite: {e}")))?;
+        let mut head_rows = Vec::with_capacity(requests.len());
+        {
+            let mut heads = tx.prepare_cached(SELECT_HEADS).map_err(batch_error)?;
+            let mut rows = heads.query([streams]).map_err(batch_error)?;
+            while let Some(row) = rows.next().map_err(batch_error)? {
+                head_rows.push((
+                    row.get::<_, String>(0).map_err(batch_error)?,
+                    row.get::<_, i64>(1).map_err(batch_error)?,
+                    row.get::<_, String>(2).map_err(batch_error)?,
+                ));
+            }
+        }
+        let heads = heads_from_rows(head_rows)
+            .map_err(|e| BatchError::Unavailable(format!("SQLite: {e}")))?;
+        // The highest position is read inside the transaction, never kept
+        // from the last batch: another process may have appended since.
+        let last: i64 = tx
+            .prepare_cached(SELECT_LAST_POSITION)
+            .and_then(|mut s| s.query_row([], |row| row.get(0)))
+            .map_err(batch_error)?;
         let recorded_at = format_timestamp(&now_micros());
         let (rows, outcomes) = plan_batch(requests, heads, last as u64, &recorded_at);
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (position, stream_id, revision, event_id, event_type, \
-                 schema_version, data, metadata, prev_hash, hash, recorded_at) ",
-            );
-            insert.push_values(chunk, |mut b, e| {
-                b.push_bind(e.position.commit as i64)
-                    .push_bind(e.stream_id.as_str())
-                    .push_bind(e.revision.0 as i64)
-                    .push_bind(e.event.event_id.to_string())
-                    .push_bind(e.event.event_type.as_str())
-                    .push_bind(e.event.schema_version as i64)
-                    .push_bind(e.event.data_json.as_str())
-                    .push_bind(e.metadata_json.as_str())
-                    .push_bind(e.prev_hash.as_str())
-                    .push_bind(e.hash.as_str())
-                    .push_bind(recorded_at.as_str());
-            });
-            insert.build().execute(&mut *tx).await?;
+        {
+            let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(batch_error)?;
+            let mut id = uuid::Uuid::encode_buffer();
+            for e in &rows {
+                let event_id = &*e.event.event_id.hyphenated().encode_lower(&mut id);
+                insert
+                    .execute(rusqlite::params![
+                        e.position.commit as i64,
+                        e.stream_id.as_str(),
+                        e.revision.0 as i64,
+                        event_id,
+                        e.event.event_type.as_str(),
+                        i64::from(e.event.schema_version),
+                        e.event.data_json.as_str(),
+                        e.metadata_json.as_str(),
+                        e.prev_hash.as_str(),
+                        e.hash.as_str(),
+                        recorded_at.as_str(),
+                    ])
+                    .map_err(batch_error)?;
+            }
         }
-        tx.commit().await?;
+        tx.commit().map_err(batch_error)?;
         Ok(outcomes)
     }
 }
 
-#[async_trait::async_trait]
-impl BatchWriter for SqliteWriter {
-    async fn write_batch(
+impl BlockingBatchWriter for SqliteWriter {
+    fn write_batch(
         &mut self,
         requests: &[&AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, AppendError>>, BatchError> {
-        self.try_batch(requests).await.map_err(|e| match e {
-            // Busy or locked: another connection holds the write lock past
-            // the busy timeout. The whole batch is unavailable; retrying its
-            // requests one by one would only wait the timeout again each.
-            sqlx::Error::Database(db) if !is_busy(db.code().as_deref()) => {
-                BatchError::Rejected(format!("SQLite: {db}"))
-            }
-            other => BatchError::Unavailable(format!("SQLite: {other}")),
-        })
+        self.try_batch(requests)
     }
 }
 
@@ -330,14 +380,31 @@ impl EventStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::{batch_error, BatchError};
+
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
     #[test]
-    fn busy_and_locked_are_recognised_with_their_extended_codes() {
-        for code in ["5", "6", "517", "261", "262"] {
-            assert!(super::is_busy(Some(code)), "{code}");
+    fn busy_and_locked_fail_the_batch_as_unavailable_other_refusals_are_retried() {
+        // SQLITE_BUSY, SQLITE_LOCKED and extended codes of both.
+        for code in [5, 6, 517, 261, 262] {
+            assert!(
+                matches!(batch_error(failure(code)), BatchError::Unavailable(_)),
+                "{code}"
+            );
         }
-        for code in ["19", "2067", "1", "x"] {
-            assert!(!super::is_busy(Some(code)), "{code}");
+        // SQLITE_CONSTRAINT, SQLITE_CONSTRAINT_UNIQUE, SQLITE_ERROR.
+        for code in [19, 2067, 1] {
+            assert!(
+                matches!(batch_error(failure(code)), BatchError::Rejected(_)),
+                "{code}"
+            );
         }
-        assert!(!super::is_busy(None));
+        assert!(matches!(
+            batch_error(rusqlite::Error::InvalidQuery),
+            BatchError::Unavailable(_)
+        ));
     }
 }
