@@ -57,6 +57,13 @@ pub(crate) const MAX_BATCH_EVENTS: usize = 8_192;
 /// database again (another process may have appended).
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Longest the writer waits, yielding to the tasks queuing appends, for a
+/// batch to grow back to the size of the last one (see [`spawn_writer`]). A
+/// fraction of one PostgreSQL commit's flush on this class of disk
+/// (`docs/adr/0016-data-path.md`); the wait also ends as soon as a yield
+/// brings no new append.
+const MAX_LINGER: Duration = Duration::from_micros(500);
+
 /// Page size of subscriptions catching up.
 const SUBSCRIPTION_PAGE: usize = 512;
 
@@ -404,6 +411,7 @@ pub(crate) fn spawn_writer<W: BatchWriter>(
     let health = Arc::new(WriterHealth::default());
     let report = Arc::clone(&health);
     let task = tokio::spawn(async move {
+        let mut last_batch = 0;
         loop {
             let failing = report.failing().is_some();
             let first = if failing {
@@ -437,20 +445,21 @@ pub(crate) fn spawn_writer<W: BatchWriter>(
                 events += first.events.len();
                 batch.push(first);
             }
-            while events < MAX_BATCH_EVENTS {
-                match rx.try_recv() {
-                    Ok(next) => {
-                        if next.take() {
-                            events += next.events.len();
-                            batch.push(next);
-                        }
-                    }
-                    Err(_) => break,
+            drain_queue(&mut rx, &mut batch, &mut events);
+            // The callers of the last batch, answered a moment ago, are
+            // typically still queuing their next appends: let them, so that
+            // one commit carries them all rather than the first few.
+            let lingering = Instant::now();
+            while batch.len() < last_batch && lingering.elapsed() < MAX_LINGER {
+                tokio::task::yield_now().await;
+                if !drain_queue(&mut rx, &mut batch, &mut events) {
+                    break;
                 }
             }
             if batch.is_empty() {
                 continue;
             }
+            last_batch = batch.len();
             *report.busy_since() = Some(Instant::now());
             let outcomes = commit(&mut writer, &batch).await;
             *report.busy_since() = None;
@@ -478,6 +487,28 @@ pub(crate) fn spawn_writer<W: BatchWriter>(
         health,
         limits,
     }
+}
+
+/// Moves the requests already queued that the writer may still take into
+/// `batch`, up to [`MAX_BATCH_EVENTS`] events. Whether it took any.
+fn drain_queue(
+    rx: &mut mpsc::Receiver<AppendRequest>,
+    batch: &mut Vec<AppendRequest>,
+    events: &mut usize,
+) -> bool {
+    let before = batch.len();
+    while *events < MAX_BATCH_EVENTS {
+        match rx.try_recv() {
+            Ok(next) => {
+                if next.take() {
+                    *events += next.events.len();
+                    batch.push(next);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    batch.len() > before
 }
 
 async fn commit<W: BatchWriter>(
