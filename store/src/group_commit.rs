@@ -57,6 +57,13 @@ pub(crate) const MAX_BATCH_EVENTS: usize = 8_192;
 /// database again (another process may have appended).
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Longest the writer waits, yielding to the tasks queuing appends, for a
+/// batch to grow back to the size of the last one (see [`spawn_writer`]). A
+/// fraction of one PostgreSQL commit's flush on this class of disk
+/// (`docs/adr/0016-data-path.md`); the wait also ends as soon as a yield
+/// brings no new append.
+const MAX_LINGER: Duration = Duration::from_micros(500);
+
 /// Page size of subscriptions catching up.
 const SUBSCRIPTION_PAGE: usize = 512;
 
@@ -404,6 +411,7 @@ pub(crate) fn spawn_writer<W: BatchWriter>(
     let health = Arc::new(WriterHealth::default());
     let report = Arc::clone(&health);
     let task = tokio::spawn(async move {
+        let mut last_batch = 0;
         loop {
             let failing = report.failing().is_some();
             let first = if failing {
@@ -437,20 +445,21 @@ pub(crate) fn spawn_writer<W: BatchWriter>(
                 events += first.events.len();
                 batch.push(first);
             }
-            while events < MAX_BATCH_EVENTS {
-                match rx.try_recv() {
-                    Ok(next) => {
-                        if next.take() {
-                            events += next.events.len();
-                            batch.push(next);
-                        }
-                    }
-                    Err(_) => break,
+            drain_queue(&mut rx, &mut batch, &mut events);
+            // The callers of the last batch, answered a moment ago, are
+            // typically still queuing their next appends: let them, so that
+            // one commit carries them all rather than the first few.
+            let lingering = Instant::now();
+            while batch.len() < last_batch && lingering.elapsed() < MAX_LINGER {
+                tokio::task::yield_now().await;
+                if !drain_queue(&mut rx, &mut batch, &mut events) {
+                    break;
                 }
             }
             if batch.is_empty() {
                 continue;
             }
+            last_batch = batch.len();
             *report.busy_since() = Some(Instant::now());
             let outcomes = commit(&mut writer, &batch).await;
             *report.busy_since() = None;
@@ -528,6 +537,7 @@ pub(crate) fn spawn_thread_writer<W: BlockingBatchWriter>(
         .spawn(move || {
             let _dead = MarkDeadOnExit(Arc::clone(&report));
             let mut idle_since = Instant::now();
+            let mut last_batch = 0;
             loop {
                 let first = if report.failing().is_some() {
                     match rx.try_recv() {
@@ -560,10 +570,11 @@ pub(crate) fn spawn_thread_writer<W: BlockingBatchWriter>(
                         None => break,
                     }
                 };
-                let batch = take_batch(first, &mut rx);
+                let batch = take_batch(first, &mut rx, last_batch);
                 if batch.is_empty() {
                     continue;
                 }
+                last_batch = batch.len();
                 *report.busy_since() = Some(Instant::now());
                 let outcomes = commit_blocking(&mut writer, &batch);
                 *report.busy_since() = None;
@@ -588,26 +599,54 @@ pub(crate) fn spawn_thread_writer<W: BlockingBatchWriter>(
 }
 
 /// `first` and every request already queued behind it that the writer may
-/// still take, up to [`MAX_BATCH_EVENTS`] events.
-fn take_batch(first: AppendRequest, rx: &mut mpsc::Receiver<AppendRequest>) -> Vec<AppendRequest> {
+/// still take, up to [`MAX_BATCH_EVENTS`] events. As the writer task does,
+/// while the batch is smaller than the last one (`last_batch`) the thread
+/// gives way to the appending tasks for at most [`MAX_LINGER`], so the
+/// callers it has just answered can queue their next appends into this
+/// commit; at low load (a last batch of one) it never waits.
+fn take_batch(
+    first: AppendRequest,
+    rx: &mut mpsc::Receiver<AppendRequest>,
+    last_batch: usize,
+) -> Vec<AppendRequest> {
     let mut batch = Vec::new();
     let mut events = 0;
     if first.take() {
         events += first.events.len();
         batch.push(first);
     }
-    while events < MAX_BATCH_EVENTS {
+    drain_queue(rx, &mut batch, &mut events);
+    let lingering = Instant::now();
+    while batch.len() < last_batch
+        && events < MAX_BATCH_EVENTS
+        && lingering.elapsed() < MAX_LINGER
+    {
+        std::thread::yield_now();
+        drain_queue(rx, &mut batch, &mut events);
+    }
+    batch
+}
+
+/// Moves the requests already queued that the writer may still take into
+/// `batch`, up to [`MAX_BATCH_EVENTS`] events. Whether it took any.
+fn drain_queue(
+    rx: &mut mpsc::Receiver<AppendRequest>,
+    batch: &mut Vec<AppendRequest>,
+    events: &mut usize,
+) -> bool {
+    let before = batch.len();
+    while *events < MAX_BATCH_EVENTS {
         match rx.try_recv() {
             Ok(next) => {
                 if next.take() {
-                    events += next.events.len();
+                    *events += next.events.len();
                     batch.push(next);
                 }
             }
             Err(_) => break,
         }
     }
-    batch
+    batch.len() > before
 }
 
 /// [`commit`] for a [`BlockingBatchWriter`].

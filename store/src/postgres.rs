@@ -1,23 +1,31 @@
 //! PostgreSQL event store, for running the roles apart without KurrentDB.
 //!
 //! Appends go through the group-commit writer ([`crate::group_commit`]).
-//! Each batch transaction first takes a transaction-scoped advisory lock
-//! ([`WRITE_LOCK`]), so every writer — in this process or another — commits
-//! one at a time and numbers its events after the highest committed
-//! position. PostgreSQL makes a transaction visible before it releases its
-//! locks, so positions become visible strictly in order: the classic gap of
-//! sequence-numbered logs (position 7 visible while 6 is still in flight, a
-//! projector moving past 6 for good) cannot happen.
+//! Each batch is one autocommitted call of the `basketry_append_batch`
+//! function (migration `20261204000001_append_batch.sql`): one round trip
+//! and one transaction. The writer checks expected revisions and seals the
+//! batch against the stream heads it believes in ([`KnownHeads`]: those it
+//! wrote or was told about; a stream it does not know is assumed empty) and
+//! sends the rows with those beliefs. The function takes a
+//! transaction-scoped advisory lock ([`WRITE_LOCK`]), so every writer — in
+//! this process or another, this version or an older one — commits one at a
+//! time; checks every believed head; and only if all hold inserts the rows,
+//! numbered right after the highest committed position. Otherwise nothing is
+//! written and the actual heads come back: the writer plans again on them,
+//! and should they keep moving, reads them under the lock in an explicit
+//! transaction. PostgreSQL makes a transaction visible before it releases
+//! its locks, so positions become visible strictly in order: the classic
+//! gap of sequence-numbered logs (position 7 visible while 6 is still in
+//! flight, a projector moving past 6 for good) cannot happen.
 //!
-//! New events are inserted with one `INSERT … SELECT FROM UNNEST(…)` per
-//! batch, whatever its size. `data` and `metadata` are stored as `json` text
-//! so they read back byte for byte.
+//! Why only one batch is in flight, and what a commit costs, is recorded in
+//! `docs/adr/0016-data-path.md`. `data` and `metadata` are stored as `json`
+//! text so they read back byte for byte.
 
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
@@ -26,7 +34,7 @@ use tokio::sync::Notify;
 use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
     batch_streams, heads_from_rows, plan_batch, poll_subscription, spawn_writer, AppendRequest,
-    BatchError, BatchWriter, Writer, WriterLimits,
+    BatchError, BatchWriter, PlannedRow, StreamHead, Writer, WriterLimits,
 };
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
@@ -98,7 +106,10 @@ impl PostgresStore {
             })?;
         let appended = Arc::new(Notify::new());
         let writer = spawn_writer(
-            PgWriter { pool: writer_pool },
+            PgWriter {
+                pool: writer_pool,
+                heads: KnownHeads::default(),
+            },
             Arc::clone(&appended),
             WriterLimits::default(),
         );
@@ -167,6 +178,51 @@ fn decode_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
 
 struct PgWriter {
     pool: PgPool,
+    /// What the writer believes the heads of recently written streams are.
+    heads: KnownHeads,
+}
+
+/// How many times the writer plans a batch on the heads it knows (the
+/// second time on those the database just returned) before it falls back
+/// to reading them under the lock.
+const PLANS_ON_KNOWN_HEADS: usize = 2;
+
+/// Streams per generation of [`KnownHeads`].
+const KNOWN_HEADS_GENERATION: usize = 16_384;
+
+/// The heads of the streams this writer wrote or was told about, in two
+/// generations so that memory stays bounded (at most two generations of
+/// [`KNOWN_HEADS_GENERATION`] streams) while recently used streams stay
+/// known. A stream not known is assumed to have no events. A belief is only
+/// ever a guess: `basketry_append_batch` checks every head a batch was
+/// planned on under the write lock, so a wrong or forgotten one costs one
+/// more round trip, never a wrong row or a wrong conflict.
+#[derive(Default)]
+struct KnownHeads {
+    recent: HashMap<StreamId, StreamHead>,
+    older: HashMap<StreamId, StreamHead>,
+}
+
+impl KnownHeads {
+    fn get(&self, stream: &StreamId) -> Option<&StreamHead> {
+        self.recent.get(stream).or_else(|| self.older.get(stream))
+    }
+
+    fn learn(&mut self, stream: &StreamId, head: Option<StreamHead>) {
+        match head {
+            Some(head) => {
+                if self.recent.len() >= KNOWN_HEADS_GENERATION && !self.recent.contains_key(stream)
+                {
+                    self.older = std::mem::take(&mut self.recent);
+                }
+                self.recent.insert(stream.clone(), head);
+            }
+            None => {
+                self.recent.remove(stream);
+                self.older.remove(stream);
+            }
+        }
+    }
 }
 
 /// Whether a SQLSTATE says the database could not run the transaction now
@@ -181,10 +237,37 @@ fn is_transient(sqlstate: Option<&str>) -> bool {
         || matches!(code, "55P03" | "55006" | "25P03")
 }
 
+/// One batch in one call: `basketry_append_batch` (migration
+/// `20261204000001_append_batch.sql`) takes the write lock, checks the
+/// heads the batch was planned on, numbers the rows after the highest
+/// position and inserts them.
+const APPEND_BATCH: &str = "SELECT applied, last_position, actual_streams, actual_revisions, \
+     actual_hashes FROM basketry_append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14)";
+
+/// What `basketry_append_batch` answers.
+type AppendBatchRow = (
+    bool,
+    i64,
+    Option<Vec<String>>,
+    Option<Vec<i64>>,
+    Option<Vec<String>>,
+);
+
+/// The outcome of one planned batch sent to the database.
+enum Attempt {
+    /// Inserted and committed (or, in the fallback, inserted in the open
+    /// transaction): the requests' outcomes.
+    Applied(Vec<Result<AppendOutcome, AppendError>>),
+    /// A head the plan assumed was wrong: nothing was written. These are the
+    /// actual heads of the batch's streams that have events.
+    Stale(HashMap<StreamId, StreamHead>),
+}
+
 /// The columns of one batch, as arrays for `UNNEST`, borrowing the planned
-/// rows.
+/// rows. Positions are not sent: the n-th row gets the n-th position after
+/// the highest one, under the lock.
 struct Columns<'a> {
-    position: Vec<i64>,
     stream_id: Vec<&'a str>,
     revision: Vec<i64>,
     event_id: Vec<uuid::Uuid>,
@@ -194,13 +277,12 @@ struct Columns<'a> {
     metadata: Vec<&'a str>,
     prev_hash: Vec<&'a str>,
     hash: Vec<&'a str>,
-    recorded_at: Vec<DateTime<Utc>>,
 }
 
-impl Columns<'_> {
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            position: Vec::with_capacity(n),
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [PlannedRow<'a>]) -> Self {
+        let n = rows.len();
+        let mut c = Self {
             stream_id: Vec::with_capacity(n),
             revision: Vec::with_capacity(n),
             event_id: Vec::with_capacity(n),
@@ -210,16 +292,133 @@ impl Columns<'_> {
             metadata: Vec::with_capacity(n),
             prev_hash: Vec::with_capacity(n),
             hash: Vec::with_capacity(n),
-            recorded_at: Vec::with_capacity(n),
+        };
+        for e in rows {
+            c.stream_id.push(e.stream_id.as_str());
+            c.revision.push(e.revision.0 as i64);
+            c.event_id.push(e.event.event_id);
+            c.event_type.push(e.event.event_type.as_str());
+            c.schema_version.push(e.event.schema_version as i32);
+            c.data.push(e.event.data_json.as_str());
+            c.metadata.push(e.metadata_json.as_str());
+            c.prev_hash.push(e.prev_hash.as_str());
+            c.hash.push(e.hash.as_str());
         }
+        c
     }
 }
 
+/// The distinct streams of a batch, in request order.
+fn distinct_streams<'a>(requests: &[&'a AppendRequest]) -> Vec<&'a StreamId> {
+    let mut seen = HashSet::with_capacity(requests.len());
+    requests
+        .iter()
+        .map(|r| &r.stream)
+        .filter(|s| seen.insert(*s))
+        .collect()
+}
+
+/// Plans `requests` on the `assumed` heads of `streams` (every distinct
+/// stream of the batch; one missing from `assumed` is assumed to have no
+/// events) and sends the plan with its assumptions through `executor`.
+/// On success, `heads` learns the batch's new heads.
+async fn attempt<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    requests: &[&AppendRequest],
+    streams: &[&StreamId],
+    assumed: HashMap<StreamId, StreamHead>,
+    heads: &mut KnownHeads,
+) -> Result<Attempt, sqlx::Error> {
+    let mut head_streams = Vec::with_capacity(streams.len());
+    let mut head_revisions = Vec::with_capacity(streams.len());
+    let mut head_hashes = Vec::with_capacity(streams.len());
+    for stream in streams {
+        head_streams.push(stream.as_str());
+        match assumed.get(*stream) {
+            Some(h) => {
+                head_revisions.push(h.revision.0 as i64);
+                head_hashes.push(h.hash.clone());
+            }
+            None => {
+                head_revisions.push(-1);
+                head_hashes.push(String::new());
+            }
+        }
+    }
+    let recorded_at = now_micros();
+    let stamp = format_timestamp(&recorded_at);
+    // Numbered from 1: the database adds the highest position.
+    let (rows, mut outcomes) = plan_batch(requests, assumed, 0, &stamp);
+    let c = Columns::of(&rows);
+    let (applied, last, actual_streams, actual_revisions, actual_hashes): AppendBatchRow =
+        sqlx::query_as(APPEND_BATCH)
+            .bind(WRITE_LOCK)
+            .bind(&head_streams)
+            .bind(&head_revisions)
+            .bind(&head_hashes)
+            .bind(&c.stream_id)
+            .bind(&c.revision)
+            .bind(&c.event_id)
+            .bind(&c.event_type)
+            .bind(&c.schema_version)
+            .bind(&c.data)
+            .bind(&c.metadata)
+            .bind(&c.prev_hash)
+            .bind(&c.hash)
+            .bind(recorded_at)
+            .fetch_one(executor)
+            .await?;
+    if !applied {
+        let rows = actual_streams
+            .unwrap_or_default()
+            .into_iter()
+            .zip(actual_revisions.unwrap_or_default())
+            .zip(actual_hashes.unwrap_or_default())
+            .map(|((s, r), h)| (s, r, h))
+            .collect();
+        return Ok(Attempt::Stale(heads_from_rows(rows)?));
+    }
+    let base = u64::try_from(last).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    for outcome in outcomes.iter_mut().flatten() {
+        outcome.last_position = Position::sequence(base + outcome.last_position.commit);
+    }
+    for row in &rows {
+        heads.learn(
+            row.stream_id,
+            Some(StreamHead {
+                revision: row.revision,
+                hash: row.hash.clone(),
+            }),
+        );
+    }
+    Ok(Attempt::Applied(outcomes))
+}
+
 impl PgWriter {
+    /// Plans the batch on the heads the writer knows and sends it in one
+    /// autocommitted call; if a head was wrong, plans again on the heads the
+    /// database returned. Should heads keep moving (another process writing
+    /// the same streams), falls back to one transaction that reads the heads
+    /// under the lock first, which always succeeds.
     async fn try_batch(
-        &self,
+        &mut self,
         requests: &[&AppendRequest],
     ) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
+        let streams = distinct_streams(requests);
+        for _ in 0..PLANS_ON_KNOWN_HEADS {
+            let assumed = streams
+                .iter()
+                .filter_map(|s| self.heads.get(s).map(|h| ((*s).clone(), h.clone())))
+                .collect();
+            match attempt(&self.pool, requests, &streams, assumed, &mut self.heads).await? {
+                Attempt::Applied(outcomes) => return Ok(outcomes),
+                Attempt::Stale(actual) => {
+                    for stream in &streams {
+                        self.heads.learn(stream, actual.get(*stream).cloned());
+                    }
+                }
+            }
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
@@ -232,50 +431,20 @@ impl PgWriter {
         .bind(batch_streams(requests))
         .fetch_all(&mut *tx)
         .await?;
-        let heads = heads_from_rows(head_rows)?;
-        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
-        let recorded_at = now_micros();
-        let stamp = format_timestamp(&recorded_at);
-        let (rows, outcomes) = plan_batch(requests, heads, last as u64, &stamp);
-        if !rows.is_empty() {
-            let mut c = Columns::with_capacity(rows.len());
-            for e in &rows {
-                c.position.push(e.position.commit as i64);
-                c.stream_id.push(e.stream_id.as_str());
-                c.revision.push(e.revision.0 as i64);
-                c.event_id.push(e.event.event_id);
-                c.event_type.push(e.event.event_type.as_str());
-                c.schema_version.push(e.event.schema_version as i32);
-                c.data.push(e.event.data_json.as_str());
-                c.metadata.push(e.metadata_json.as_str());
-                c.prev_hash.push(e.prev_hash.as_str());
-                c.hash.push(e.hash.as_str());
-                c.recorded_at.push(recorded_at);
-            }
-            sqlx::query(
-                "INSERT INTO events (position, stream_id, revision, event_id, event_type, \
-                 schema_version, data, metadata, prev_hash, hash, recorded_at) \
-                 SELECT p, s, r, i, t, v, d::json, m::json, ph, h, at FROM UNNEST(\
-                 $1::bigint[], $2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], \
-                 $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[]) \
-                 AS u(p, s, r, i, t, v, d, m, ph, h, at)",
-            )
-            .bind(&c.position)
-            .bind(&c.stream_id)
-            .bind(&c.revision)
-            .bind(&c.event_id)
-            .bind(&c.event_type)
-            .bind(&c.schema_version)
-            .bind(&c.data)
-            .bind(&c.metadata)
-            .bind(&c.prev_hash)
-            .bind(&c.hash)
-            .bind(&c.recorded_at)
-            .execute(&mut *tx)
-            .await?;
+        let actual = heads_from_rows(head_rows)?;
+        for stream in &streams {
+            self.heads.learn(stream, actual.get(*stream).cloned());
         }
+        // The lock is held: the heads just read are the heads.
+        let outcomes = match attempt(&mut *tx, requests, &streams, actual, &mut self.heads).await {
+            Ok(Attempt::Applied(outcomes)) => outcomes,
+            Ok(Attempt::Stale(_)) => {
+                return Err(sqlx::Error::Protocol(
+                    "the stream heads moved while the write lock was held".into(),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
         tx.commit().await?;
         Ok(outcomes)
     }
