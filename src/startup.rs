@@ -165,6 +165,7 @@ impl Application {
         });
         let query = Data::new(QueryState {
             db: read_db.clone(),
+            sqlite_reader: basketry_query_api::sqlite_reader::SqliteReader::of(&read_typed),
             read: read_typed,
             store: Arc::clone(&store),
             rate_limiter,

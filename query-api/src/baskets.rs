@@ -446,7 +446,7 @@ pub async fn read_basket<T>(
         "SELECT {BASKET_COLUMNS} FROM rm_baskets b WHERE b.basket_id = "
     ));
     sql.bind(id);
-    sql.read_optional(&state.read, read).await
+    sql.read_optional(state, read).await
 }
 
 /// The columns of [`BASKET_COLUMNS`] past the item's that a template's
@@ -525,13 +525,12 @@ async fn list_baskets_query(
     ));
     sql.bind(person.user_id.to_string());
     page.push_tail(&mut sql);
-    let rows = sql
-        .read_all(&state.read, |rows| {
-            rows.iter()
-                .map(|r| BasketRow::from_columns(*r))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let mut rows = Vec::new();
+    sql.read_each(state, |row| {
+        rows.push(BasketRow::from_columns(row)?);
+        Ok(())
+    })
+    .await?;
     let page = page.finish(rows, |b| {
         vec![
             KeyValue::Int(b.created_position),

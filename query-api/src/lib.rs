@@ -23,6 +23,7 @@
 //! * [`params`] — strict query-string and path parameters;
 //! * [`rows`] — the portable SQL builder and column readers;
 //! * [`render`] — JSON written straight from rows into an answer;
+//! * [`sqlite_reader`] — SQLite reads on the request's own thread;
 //! * [`error`] — the one place query errors become problem+json;
 //! * [`openapi`] — the OpenAPI 3.1 description of the routes.
 //!
@@ -45,6 +46,7 @@ pub mod params;
 pub mod render;
 pub mod request;
 pub mod rows;
+pub mod sqlite_reader;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -72,6 +74,10 @@ pub struct QueryState {
     /// ([`basketry_projections::db::open_typed`]): the hot read paths
     /// (browsing, template details, baskets).
     pub read: basketry_projections::db::ReadPool,
+    /// On SQLite, the hot read paths read on the request's own thread
+    /// through this ([`sqlite_reader::SqliteReader::of`] the typed pool);
+    /// `None` on PostgreSQL.
+    pub sqlite_reader: Option<sqlite_reader::SqliteReader>,
     /// The event store, read by the audit routes ([`audit`]).
     pub store: Arc<dyn EventStore>,
     /// Partner rate limits: the same instance as the command API's, so a

@@ -130,26 +130,40 @@ async fn fetch_page(
 ) -> Result<Reply, QueryError> {
     page.push_tail(&mut sql);
     let ordering = page.ordering;
-    sql.read_all(&state.read, |rows| {
-        let items = rows
-            .iter()
-            .map(|r| TemplateItem::read(*r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let page = page.finish(items, |b| key_of(&ordering, b));
-        let mut out = JsonOut::with_capacity(64 + 640 * page.rows.len());
-        out.raw("{\"next_cursor\":")
-            .opt_str(page.next_cursor.as_deref())?
-            .raw(",\"templates\":[");
-        for (i, item) in page.rows.iter().enumerate() {
-            if i > 0 {
-                out.raw(",");
-            }
-            item.write(&mut out, None)?;
+    // `LIMIT limit + 1`: a row past the page only says a next one exists.
+    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let mut items = JsonOut::with_capacity(640 * limit);
+    let (mut shown, mut more, mut last_key) = (0usize, false, None);
+    sql.read_each(state, |row| {
+        if shown == limit {
+            more = true;
+            return Ok(());
         }
-        out.raw("]}");
-        Ok(Reply::JsonText(out.finish()))
+        let item = TemplateItem::read(row)?;
+        if shown > 0 {
+            items.raw(",");
+        }
+        item.write(&mut items, None)?;
+        shown += 1;
+        if shown == limit {
+            last_key = Some(key_of(&ordering, &item));
+        }
+        Ok(())
     })
-    .await
+    .await?;
+    let next_cursor = if more {
+        last_key.map(|key| ordering.encode(key))
+    } else {
+        None
+    };
+    let items = items.finish();
+    let mut out = JsonOut::with_capacity(items.len() + 128);
+    out.raw("{\"next_cursor\":")
+        .opt_str(next_cursor.as_deref())?
+        .raw(",\"templates\":[")
+        .raw(&items)
+        .raw("]}");
+    Ok(Reply::JsonText(out.finish()))
 }
 
 /// Browse the marketplace

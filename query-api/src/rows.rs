@@ -17,6 +17,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Any, Column, Postgres, Row, Sqlite, TypeInfo};
 
 use crate::error::QueryError;
+use crate::QueryState;
 
 /// A bound value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,49 +127,49 @@ impl Sql {
         query
     }
 
-    /// Runs the statement on the typed pool and hands every row to `read`,
-    /// in order, as [`Columns`] (values borrowed from the rows).
-    pub async fn read_all<T>(
+    /// Runs the statement and hands each row to `each`, in order, as
+    /// [`Columns`] (values borrowed from the row): on SQLite on the
+    /// request's thread ([`crate::sqlite_reader`]) when the state has a
+    /// reader, else through sqlx's typed driver ([`QueryState::read`]).
+    pub async fn read_each(
         &self,
-        db: &ReadPool,
-        read: impl FnOnce(&[&dyn Columns]) -> Result<T, QueryError>,
-    ) -> Result<T, QueryError> {
-        match db {
+        state: &QueryState,
+        mut each: impl FnMut(&dyn Columns) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        if let Some(reader) = &state.sqlite_reader {
+            return reader.read_each(&self.text, &self.args, &mut each);
+        }
+        match &state.read {
             ReadPool::Sqlite(pool) => {
-                let rows = self.sqlite().fetch_all(pool).await?;
-                let rows: Vec<&dyn Columns> = rows.iter().map(|r| r as &dyn Columns).collect();
-                read(&rows)
+                for row in &self.sqlite().fetch_all(pool).await? {
+                    each(row)?;
+                }
             }
             ReadPool::Postgres(pool) => {
-                let rows = self.postgres().fetch_all(pool).await?;
-                let rows: Vec<&dyn Columns> = rows.iter().map(|r| r as &dyn Columns).collect();
-                read(&rows)
+                for row in &self.postgres().fetch_all(pool).await? {
+                    each(row)?;
+                }
             }
         }
+        Ok(())
     }
 
-    /// Runs the statement on the typed pool and maps its row, if any.
+    /// Runs the statement and maps its first row, if any.
     pub async fn read_optional<T>(
         &self,
-        db: &ReadPool,
+        state: &QueryState,
         read: impl FnOnce(&dyn Columns) -> Result<T, QueryError>,
     ) -> Result<Option<T>, QueryError> {
-        match db {
-            ReadPool::Sqlite(pool) => self
-                .sqlite()
-                .fetch_optional(pool)
-                .await?
-                .as_ref()
-                .map(|r| read(r))
-                .transpose(),
-            ReadPool::Postgres(pool) => self
-                .postgres()
-                .fetch_optional(pool)
-                .await?
-                .as_ref()
-                .map(|r| read(r))
-                .transpose(),
-        }
+        let mut read = Some(read);
+        let mut out = None;
+        self.read_each(state, |row| {
+            if let Some(read) = read.take() {
+                out = Some(read(row)?);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(out)
     }
 }
 

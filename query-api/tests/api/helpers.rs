@@ -210,6 +210,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         .expect("open the typed read pool");
     let queries = Data::new(QueryState {
         db: db.clone(),
+        sqlite_reader: basketry_query_api::sqlite_reader::SqliteReader::of(&read),
         read,
         store: Arc::clone(&store),
         rate_limiter,
