@@ -23,8 +23,8 @@ use crate::error::QueryError;
 use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
-use crate::request::{run, Reply};
 use crate::render::JsonOut;
+use crate::request::{run, Reply};
 use crate::rows::{parse_json, Columns, Sql};
 use crate::QueryState;
 

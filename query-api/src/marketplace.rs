@@ -118,7 +118,10 @@ fn key_of(ordering: &Ordering, b: &TemplateItem<'_>) -> Vec<KeyValue> {
         "templates.price" => b.monthly_fee.unwrap_or(0),
         _ => b.published_position.unwrap_or(0),
     };
-    vec![KeyValue::Int(first), KeyValue::Text(b.basket_id.to_string())]
+    vec![
+        KeyValue::Int(first),
+        KeyValue::Text(b.basket_id.to_string()),
+    ]
 }
 
 /// Runs a list of templates ([`ITEM_COLUMNS`]) and writes the page straight

@@ -77,8 +77,15 @@ mod tests {
     fn output_is_what_serde_json_writes_for_the_same_value() {
         let text = "a \"quoted\" \\ line\nwith\ttabs, \u{1}, \u{7f} and ünïcode";
         let mut out = JsonOut::default();
-        out.raw("{\"b\":").bool(true).raw(",\"k\":").str(text).unwrap();
-        out.raw(",\"n\":").int(-42).raw(",\"t\":").opt_raw(None, "[]");
+        out.raw("{\"b\":")
+            .bool(true)
+            .raw(",\"k\":")
+            .str(text)
+            .unwrap();
+        out.raw(",\"n\":")
+            .int(-42)
+            .raw(",\"t\":")
+            .opt_raw(None, "[]");
         out.raw(",\"z\":").opt_str(None).unwrap().raw("}");
         let expected = json!({"k": text, "n": -42, "b": true, "t": [], "z": null});
         assert_eq!(out.finish(), expected.to_string());

@@ -220,10 +220,7 @@ impl Columns for PgRow {
 
     fn opt_int(&self, i: usize) -> Result<Option<i64>, QueryError> {
         // The portable schema's INTEGER columns (0/1 flags) are INT4 here.
-        let four = matches!(
-            self.try_column(i)?.type_info().name(),
-            "INT4" | "INT2"
-        );
+        let four = matches!(self.try_column(i)?.type_info().name(), "INT4" | "INT2");
         if four {
             Ok(self.try_get::<Option<i32>, _>(i)?.map(i64::from))
         } else {

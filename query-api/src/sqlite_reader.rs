@@ -16,7 +16,7 @@
 //! reader never waits for the writer (the busy timeout only covers the rare
 //! recovery of the WAL index). Connections are opened `query_only`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -43,6 +43,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteReader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// The typed pool on the same file: once it is closed (the process is
+    /// shutting down), so is the reader.
+    pool: sqlx::SqlitePool,
 }
 
 impl SqliteReader {
@@ -56,17 +59,13 @@ impl SqliteReader {
                 if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
                     return None;
                 }
-                Some(Self::new(&path))
+                Some(Self {
+                    path,
+                    idle: Mutex::new(Vec::new()),
+                    pool: pool.clone(),
+                })
             }
             ReadPool::Postgres(_) => None,
-        }
-    }
-
-    /// A reader of the SQLite file at `path`.
-    pub fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_path_buf(),
-            idle: Mutex::new(Vec::new()),
         }
     }
 
@@ -90,6 +89,10 @@ impl SqliteReader {
         args: &[Arg],
         each: &mut dyn FnMut(&dyn Columns) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
+        if self.pool.is_closed() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            return Err(sqlx::Error::PoolClosed.into());
+        }
         // A poisoned lock only means a panic while pushing or popping.
         let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match taken {

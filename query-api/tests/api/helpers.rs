@@ -75,6 +75,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The read-model database the app queries.
     pub db: AnyPool,
+    /// The same database through the typed pool of the hot read paths.
+    pub read: basketry_projections::db::ReadPool,
     pub store: Arc<dyn EventStore>,
     position: AtomicI64,
     /// The app's checkpoint watcher (it counts its database reads).
@@ -211,7 +213,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
     let queries = Data::new(QueryState {
         db: db.clone(),
         sqlite_reader: basketry_query_api::sqlite_reader::SqliteReader::of(&read),
-        read,
+        read: read.clone(),
         store: Arc::clone(&store),
         rate_limiter,
         user_rate_limit: people(),
@@ -239,6 +241,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
         db,
+        read,
         store,
         position: AtomicI64::new(100),
         checkpoints,

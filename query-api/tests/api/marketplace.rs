@@ -315,10 +315,16 @@ async fn details_render_previews_for_rows_projected_before_they_were_stored(app:
     .await;
     let reader = user("u@example.com");
     let a = app
-        .get(&format!("/marketplace/templates/{}", stored.basket_id), &reader)
+        .get(
+            &format!("/marketplace/templates/{}", stored.basket_id),
+            &reader,
+        )
         .await;
     let b = app
-        .get(&format!("/marketplace/templates/{}", older.basket_id), &reader)
+        .get(
+            &format!("/marketplace/templates/{}", older.basket_id),
+            &reader,
+        )
         .await;
     assert_eq!(a.ok()["strategies"][0]["leg_count"], 2);
     let strip_id = |v: &serde_json::Value| {
