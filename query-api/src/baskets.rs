@@ -433,7 +433,7 @@ pub const LIST_BASKETS_PARAMS: &[&str] = &["limit", "cursor"];
 
 /// Reads one basket by id.
 pub async fn fetch_basket(state: &QueryState, id: &str) -> Result<Option<BasketRow>, QueryError> {
-    read_basket(state, id, |row| BasketRow::from_columns(row)).await
+    read_basket(state, id, BasketRow::from_columns).await
 }
 
 /// Reads one basket by id ([`BASKET_COLUMNS`]) and hands its row to `read`.
