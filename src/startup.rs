@@ -111,6 +111,15 @@ impl Application {
         let background_db = basketry_projections::db::open_background(&read_db_url, &read_db)
             .await
             .context("opening the read database for the projectors")?;
+        // The query API's hot paths read through sqlx's typed drivers
+        // (docs/adr/0016-data-path.md). A second pool cannot reach a private
+        // in-memory SQLite database.
+        if read_db_url.contains(":memory:") || read_db_url.contains("mode=memory") {
+            anyhow::bail!("the read database must be a file or PostgreSQL, not in-memory SQLite");
+        }
+        let read_typed = basketry_projections::db::open_typed(&read_db_url)
+            .await
+            .context("opening the read database for queries")?;
         let in_flight =
             chrono::TimeDelta::seconds(i64::from(settings.idempotency_in_flight_timeout));
         let idempotency: Arc<dyn IdempotencyStore> = if read_db_url.starts_with("postgres") {
@@ -156,6 +165,8 @@ impl Application {
         });
         let query = Data::new(QueryState {
             db: read_db.clone(),
+            sqlite_reader: basketry_query_api::sqlite_reader::SqliteReader::of(&read_typed),
+            read: read_typed,
             store: Arc::clone(&store),
             rate_limiter,
             user_rate_limit: RateLimitPolicy::per_person(settings.user_rate_limit_per_minute),

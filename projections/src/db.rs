@@ -187,6 +187,93 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), ProjectionError> {
     Ok(())
 }
 
+/// The read database through sqlx's typed drivers: what the hot read paths
+/// use instead of [`AnyPool`] (no per-value conversion through `Any`,
+/// borrowed column values, each engine's own statement cache). Opened by
+/// [`open_typed`] beside the pool of [`open`], on the same database.
+#[derive(Clone)]
+pub enum ReadPool {
+    /// `sqlite://…`.
+    Sqlite(sqlx::SqlitePool),
+    /// `postgres://…` / `postgresql://…`.
+    Postgres(sqlx::PgPool),
+}
+
+impl ReadPool {
+    /// Which database the pool talks to.
+    pub fn backend(&self) -> Backend {
+        match self {
+            ReadPool::Sqlite(_) => Backend::Sqlite,
+            ReadPool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection of the pool.
+    pub async fn close(&self) {
+        match self {
+            ReadPool::Sqlite(pool) => pool.close().await,
+            ReadPool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadPool::Sqlite(_) => f.write_str("ReadPool::Sqlite"),
+            ReadPool::Postgres(_) => f.write_str("ReadPool::Postgres"),
+        }
+    }
+}
+
+/// Opens a typed pool ([`ReadPool`]) on the read database named by `url`,
+/// with the same connection settings as [`open`] (busy timeout and
+/// `synchronous=FULL` on SQLite) and as many connections.
+///
+/// The schema is migrated here too, so the pool is usable on its own. An
+/// in-memory SQLite database is private to its one connection, so the pool
+/// opened for one is a database of its own, not the one [`open`] returned.
+pub async fn open_typed(url: &str) -> Result<ReadPool, ProjectionError> {
+    use std::str::FromStr;
+
+    let target = parse(url)?;
+    match target.backend {
+        Backend::Sqlite => {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&target.url)?
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+            let pool_options = sqlx::sqlite::SqlitePoolOptions::new();
+            let pool = if target.in_memory {
+                pool_options
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await?
+            } else {
+                basketry_store::sqlite::create_private_file(&options).map_err(sqlx::Error::Io)?;
+                pool_options
+                    .max_connections(8)
+                    .connect_with(options.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal))
+                    .await?
+            };
+            let migrator = basketry_store::sharing_migrator(&MIGRATOR).await?;
+            migrator.run(&pool).await?;
+            Ok(ReadPool::Sqlite(pool))
+        }
+        Backend::Postgres => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(10)
+                .connect(&target.url)
+                .await?;
+            let migrator = basketry_store::sharing_migrator(&MIGRATOR).await?;
+            migrator.run(&pool).await?;
+            Ok(ReadPool::Postgres(pool))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

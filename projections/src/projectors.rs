@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::any::AnyQueryResult;
 
-pub use baskets::BasketsProjector;
+pub use baskets::{strategy_previews, BasketsProjector};
 pub use billing::BillingIndexProjector;
 pub use ledger::LedgerProjector;
 pub use partner_keys::PartnerKeysProjector;

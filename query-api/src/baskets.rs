@@ -15,24 +15,188 @@ use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
 use basketry_command_api::views;
 use basketry_domain::basket::Strategy;
-use serde_json::{json, Map, Value};
-use sqlx::any::AnyRow;
+use std::borrow::Cow;
+
+use serde_json::{json, Value};
 
 use crate::error::QueryError;
 use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
+use crate::render::JsonOut;
 use crate::request::{run, Reply};
-use crate::rows::{flag, int, json, opt_int, opt_json, opt_text, text, Sql};
+use crate::rows::{parse_json, Columns, Sql};
 use crate::QueryState;
 
-/// The `rm_baskets` columns [`BasketRow::from_row`] reads, for `SELECT`s
-/// over `rm_baskets b`.
-pub const BASKET_COLUMNS: &str = "b.basket_id, b.owner_id, b.name, b.description, b.category, \
-     b.strategies, b.strategy_count, b.revision, b.created_at, b.updated_at, b.created_position, \
-     b.is_template, b.visibility, b.pricing_type, b.monthly_fee, b.currency, b.difficulty_level, \
-     b.tags, b.template_category, b.published_at, b.published_position, b.subscriber_count, \
-     b.performance_metrics";
+/// The `rm_baskets` columns a marketplace list item shows
+/// ([`TemplateItem`]), in the order it reads them, for `SELECT`s over
+/// `rm_baskets b`.
+pub const ITEM_COLUMNS: &str = "b.basket_id, b.name, b.description, b.category, \
+     b.template_category, b.difficulty_level, b.tags, b.pricing_type, b.monthly_fee, \
+     b.currency, b.visibility, b.is_template, b.subscriber_count, b.strategy_count, \
+     b.revision, b.published_at, b.published_position";
+
+/// The `rm_baskets` columns [`BasketRow::from_columns`] reads: the item's
+/// ([`ITEM_COLUMNS`], at the same positions) and then the rest.
+pub const BASKET_COLUMNS: &str = "b.basket_id, b.name, b.description, b.category, \
+     b.template_category, b.difficulty_level, b.tags, b.pricing_type, b.monthly_fee, \
+     b.currency, b.visibility, b.is_template, b.subscriber_count, b.strategy_count, \
+     b.revision, b.published_at, b.published_position, b.owner_id, b.strategies, \
+     b.created_at, b.updated_at, b.created_position, b.performance_metrics, \
+     b.strategy_previews";
+
+/// Positions of the columns of [`ITEM_COLUMNS`] and [`BASKET_COLUMNS`].
+mod col {
+    pub const BASKET_ID: usize = 0;
+    pub const NAME: usize = 1;
+    pub const DESCRIPTION: usize = 2;
+    pub const CATEGORY: usize = 3;
+    pub const TEMPLATE_CATEGORY: usize = 4;
+    pub const DIFFICULTY_LEVEL: usize = 5;
+    pub const TAGS: usize = 6;
+    pub const PRICING_TYPE: usize = 7;
+    pub const MONTHLY_FEE: usize = 8;
+    pub const CURRENCY: usize = 9;
+    pub const VISIBILITY: usize = 10;
+    pub const IS_TEMPLATE: usize = 11;
+    pub const SUBSCRIBER_COUNT: usize = 12;
+    pub const STRATEGY_COUNT: usize = 13;
+    pub const REVISION: usize = 14;
+    pub const PUBLISHED_AT: usize = 15;
+    pub const PUBLISHED_POSITION: usize = 16;
+    pub const OWNER_ID: usize = 17;
+    pub const STRATEGIES: usize = 18;
+    pub const CREATED_AT: usize = 19;
+    pub const UPDATED_AT: usize = 20;
+    pub const CREATED_POSITION: usize = 21;
+    pub const PERFORMANCE_METRICS: usize = 22;
+    pub const STRATEGY_PREVIEWS: usize = 23;
+}
+
+/// An id column as the API shows ids (lower case; the projectors already
+/// store them so).
+fn lower(id: &str) -> Cow<'_, str> {
+    if id.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(id.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(id)
+    }
+}
+
+/// A marketplace list item, borrowed from its row ([`ITEM_COLUMNS`]) and
+/// written straight into the answer ([`TemplateItem::write`]).
+#[derive(Debug, Clone)]
+pub struct TemplateItem<'r> {
+    /// The template's (and basket's) id.
+    pub basket_id: Cow<'r, str>,
+    name: &'r str,
+    description: &'r str,
+    category: &'r str,
+    template_category: Option<&'r str>,
+    difficulty_level: Option<&'r str>,
+    /// JSON array, as stored.
+    tags: Option<&'r str>,
+    pricing_type: Option<&'r str>,
+    /// Minor units.
+    pub monthly_fee: Option<i64>,
+    currency: Option<&'r str>,
+    visibility: Option<&'r str>,
+    is_template: bool,
+    /// Subscriptions not cancelled.
+    pub subscriber_count: i64,
+    strategy_count: i64,
+    revision: i64,
+    published_at: Option<&'r str>,
+    /// Position of the first `TemplatePublished`.
+    pub published_position: Option<i64>,
+}
+
+/// What a template's details add to its list item, at their places in the
+/// sorted keys.
+#[derive(Debug, Clone, Copy)]
+pub struct Details<'a> {
+    /// `performance_metrics`: JSON text, `None` for `null`.
+    pub performance_metrics: Option<&'a str>,
+    /// `strategies`: JSON text.
+    pub strategies: &'a str,
+    /// `updated_at`.
+    pub updated_at: &'a str,
+}
+
+impl<'r> TemplateItem<'r> {
+    /// Published and enabled.
+    pub fn is_template(&self) -> bool {
+        self.is_template
+    }
+
+    /// Reads a row whose first columns are [`ITEM_COLUMNS`].
+    pub fn read(row: &'r dyn Columns) -> Result<Self, QueryError> {
+        Ok(Self {
+            basket_id: lower(row.str(col::BASKET_ID)?),
+            name: row.str(col::NAME)?,
+            description: row.str(col::DESCRIPTION)?,
+            category: row.str(col::CATEGORY)?,
+            template_category: row.opt_str(col::TEMPLATE_CATEGORY)?,
+            difficulty_level: row.opt_str(col::DIFFICULTY_LEVEL)?,
+            tags: row.opt_str(col::TAGS)?,
+            pricing_type: row.opt_str(col::PRICING_TYPE)?,
+            monthly_fee: row.opt_int(col::MONTHLY_FEE)?,
+            currency: row.opt_str(col::CURRENCY)?,
+            visibility: row.opt_str(col::VISIBILITY)?,
+            is_template: row.flag(col::IS_TEMPLATE)?,
+            subscriber_count: row.int(col::SUBSCRIBER_COUNT)?,
+            strategy_count: row.int(col::STRATEGY_COUNT)?,
+            revision: row.int(col::REVISION)?,
+            published_at: row.opt_str(col::PUBLISHED_AT)?,
+            published_position: row.opt_int(col::PUBLISHED_POSITION)?,
+        })
+    }
+
+    /// Writes the item ([`BasketRow::template_item`]'s JSON, byte for
+    /// byte), with the details' fields when given. Keys in sorted order.
+    pub fn write(&self, out: &mut JsonOut, details: Option<Details<'_>>) -> Result<(), QueryError> {
+        out.raw("{\"basket_id\":").str(&self.basket_id)?;
+        out.raw(",\"basket_revision\":").int(self.revision);
+        out.raw(",\"category\":")
+            .str(self.template_category.unwrap_or(self.category))?;
+        out.raw(",\"description\":").str(self.description)?;
+        out.raw(",\"difficulty_level\":")
+            .opt_str(self.difficulty_level)?;
+        out.raw(",\"enabled\":").bool(self.is_template);
+        out.raw(",\"is_template\":").bool(self.is_template);
+        out.raw(",\"name\":").str(self.name)?;
+        if let Some(d) = &details {
+            out.raw(",\"performance_metrics\":")
+                .opt_raw(d.performance_metrics, "null");
+        }
+        out.raw(",\"pricing\":");
+        match self.pricing_type {
+            None => {
+                out.raw("null");
+            }
+            Some(kind) => {
+                out.raw("{\"currency\":").opt_str(self.currency)?;
+                out.raw(",\"monthly_fee\":")
+                    .int(self.monthly_fee.unwrap_or(0));
+                out.raw(",\"type\":").str(kind)?.raw("}");
+            }
+        }
+        out.raw(",\"published_at\":").opt_str(self.published_at)?;
+        if let Some(d) = &details {
+            out.raw(",\"strategies\":").raw(d.strategies);
+        }
+        out.raw(",\"strategy_count\":").int(self.strategy_count);
+        out.raw(",\"subscriber_count\":").int(self.subscriber_count);
+        out.raw(",\"tags\":").opt_raw(self.tags, "[]");
+        out.raw(",\"template_id\":").str(&self.basket_id)?;
+        if let Some(d) = &details {
+            out.raw(",\"updated_at\":").str(d.updated_at)?;
+        }
+        out.raw(",\"visibility\":").opt_str(self.visibility)?;
+        out.raw("}");
+        Ok(())
+    }
+}
 
 /// One basket of the read model, with its marketplace configuration.
 #[derive(Debug, Clone)]
@@ -87,31 +251,38 @@ pub struct BasketRow {
 
 impl BasketRow {
     /// Reads a row selected with [`BASKET_COLUMNS`].
-    pub fn from_row(row: &AnyRow) -> Result<Self, QueryError> {
+    pub fn from_columns(row: &dyn Columns) -> Result<Self, QueryError> {
+        let owned = |v: Option<&str>| v.map(str::to_owned);
         Ok(Self {
-            basket_id: text(row, "basket_id")?.to_ascii_lowercase(),
-            owner_id: text(row, "owner_id")?.to_ascii_lowercase(),
-            name: text(row, "name")?,
-            description: text(row, "description")?,
-            category: text(row, "category")?,
-            strategies: json(row, "strategies")?,
-            strategy_count: int(row, "strategy_count")?,
-            revision: int(row, "revision")?,
-            created_at: text(row, "created_at")?,
-            updated_at: text(row, "updated_at")?,
-            created_position: int(row, "created_position")?,
-            is_template: flag(row, "is_template")?,
-            visibility: opt_text(row, "visibility")?,
-            pricing_type: opt_text(row, "pricing_type")?,
-            monthly_fee: opt_int(row, "monthly_fee")?,
-            currency: opt_text(row, "currency")?,
-            difficulty_level: opt_text(row, "difficulty_level")?,
-            tags: opt_json(row, "tags")?,
-            template_category: opt_text(row, "template_category")?,
-            published_at: opt_text(row, "published_at")?,
-            published_position: opt_int(row, "published_position")?,
-            subscriber_count: int(row, "subscriber_count")?,
-            performance_metrics: opt_json(row, "performance_metrics")?,
+            basket_id: row.str(col::BASKET_ID)?.to_ascii_lowercase(),
+            owner_id: row.str(col::OWNER_ID)?.to_ascii_lowercase(),
+            name: row.str(col::NAME)?.to_owned(),
+            description: row.str(col::DESCRIPTION)?.to_owned(),
+            category: row.str(col::CATEGORY)?.to_owned(),
+            strategies: parse_json("strategies", row.str(col::STRATEGIES)?)?,
+            strategy_count: row.int(col::STRATEGY_COUNT)?,
+            revision: row.int(col::REVISION)?,
+            created_at: row.str(col::CREATED_AT)?.to_owned(),
+            updated_at: row.str(col::UPDATED_AT)?.to_owned(),
+            created_position: row.int(col::CREATED_POSITION)?,
+            is_template: row.flag(col::IS_TEMPLATE)?,
+            visibility: owned(row.opt_str(col::VISIBILITY)?),
+            pricing_type: owned(row.opt_str(col::PRICING_TYPE)?),
+            monthly_fee: row.opt_int(col::MONTHLY_FEE)?,
+            currency: owned(row.opt_str(col::CURRENCY)?),
+            difficulty_level: owned(row.opt_str(col::DIFFICULTY_LEVEL)?),
+            tags: row
+                .opt_str(col::TAGS)?
+                .map(|t| parse_json("tags", t))
+                .transpose()?,
+            template_category: owned(row.opt_str(col::TEMPLATE_CATEGORY)?),
+            published_at: owned(row.opt_str(col::PUBLISHED_AT)?),
+            published_position: row.opt_int(col::PUBLISHED_POSITION)?,
+            subscriber_count: row.int(col::SUBSCRIBER_COUNT)?,
+            performance_metrics: row
+                .opt_str(col::PERFORMANCE_METRICS)?
+                .map(|t| parse_json("performance_metrics", t))
+                .transpose()?,
         })
     }
 
@@ -237,33 +408,14 @@ pub fn bps_to_pct(bps: &Value) -> Value {
 }
 
 /// The strategy preview anyone may see: what runs when, but not the legs
-/// (a paid template's logic is not given away; SPEC §4).
+/// (a paid template's logic is not given away; SPEC §4). The projector
+/// stores the same in `rm_baskets.strategy_previews`
+/// ([`basketry_projections::projectors::strategy_previews`]).
 pub fn strategy_previews(strategies: &Value) -> Value {
-    let Value::Array(items) = strategies else {
-        return json!([]);
-    };
-    Value::Array(
-        items
-            .iter()
-            .map(|s| {
-                let mut preview = Map::new();
-                for key in [
-                    "strategy_id",
-                    "name",
-                    "underlying",
-                    "product",
-                    "entry_time",
-                    "exit_time",
-                    "trading_days",
-                ] {
-                    preview.insert(key.into(), s.get(key).cloned().unwrap_or(Value::Null));
-                }
-                let legs = s.get("legs").and_then(Value::as_array).map_or(0, Vec::len);
-                preview.insert("leg_count".into(), json!(legs));
-                Value::Object(preview)
-            })
-            .collect(),
-    )
+    match strategies {
+        Value::Array(items) => basketry_projections::projectors::strategy_previews(items),
+        _ => json!([]),
+    }
 }
 
 /// Newest first.
@@ -281,12 +433,50 @@ pub const LIST_BASKETS_PARAMS: &[&str] = &["limit", "cursor"];
 
 /// Reads one basket by id.
 pub async fn fetch_basket(state: &QueryState, id: &str) -> Result<Option<BasketRow>, QueryError> {
+    read_basket(state, id, BasketRow::from_columns).await
+}
+
+/// Reads one basket by id ([`BASKET_COLUMNS`]) and hands its row to `read`.
+pub async fn read_basket<T>(
+    state: &QueryState,
+    id: &str,
+    read: impl FnOnce(&dyn Columns) -> Result<T, QueryError>,
+) -> Result<Option<T>, QueryError> {
     let mut sql = Sql::new(&format!(
         "SELECT {BASKET_COLUMNS} FROM rm_baskets b WHERE b.basket_id = "
     ));
     sql.bind(id);
-    let row = sql.query().fetch_optional(&state.db).await?;
-    row.as_ref().map(BasketRow::from_row).transpose()
+    sql.read_optional(state, read).await
+}
+
+/// The columns of [`BASKET_COLUMNS`] past the item's that a template's
+/// details show, borrowed from the row.
+#[derive(Debug, Clone, Copy)]
+pub struct DetailColumns<'r> {
+    /// The owner's `user_id`.
+    pub owner_id: &'r str,
+    /// The strategies, JSON text as the events carry them.
+    pub strategies: &'r str,
+    /// Last change.
+    pub updated_at: &'r str,
+    /// JSON text or `None`.
+    pub performance_metrics: Option<&'r str>,
+    /// The stored previews (JSON text); `None` on rows projected before
+    /// the column existed.
+    pub strategy_previews: Option<&'r str>,
+}
+
+impl<'r> DetailColumns<'r> {
+    /// Reads them from a row selected with [`BASKET_COLUMNS`].
+    pub fn read(row: &'r dyn Columns) -> Result<Self, QueryError> {
+        Ok(Self {
+            owner_id: row.str(col::OWNER_ID)?,
+            strategies: row.str(col::STRATEGIES)?,
+            updated_at: row.str(col::UPDATED_AT)?,
+            performance_metrics: row.opt_str(col::PERFORMANCE_METRICS)?,
+            strategy_previews: row.opt_str(col::STRATEGY_PREVIEWS)?,
+        })
+    }
 }
 
 /// Your baskets
@@ -335,11 +525,12 @@ async fn list_baskets_query(
     ));
     sql.bind(person.user_id.to_string());
     page.push_tail(&mut sql);
-    let rows = sql.query().fetch_all(&state.db).await?;
-    let rows = rows
-        .iter()
-        .map(BasketRow::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::new();
+    sql.read_each(state, |row| {
+        rows.push(BasketRow::from_columns(row)?);
+        Ok(())
+    })
+    .await?;
     let page = page.finish(rows, |b| {
         vec![
             KeyValue::Int(b.created_position),
@@ -420,6 +611,90 @@ mod tests {
         let full = full_strategies(&strategies);
         assert_eq!(full[0]["stop_loss_pct"], 25);
         assert_eq!(full[0]["legs"].as_array().unwrap().len(), 2);
+    }
+
+    /// A row of test values, by position.
+    struct TestRow(Vec<Value>);
+
+    impl Columns for TestRow {
+        fn str(&self, i: usize) -> Result<&str, QueryError> {
+            self.opt_str(i)?
+                .ok_or_else(|| QueryError::Corrupt(format!("column {i} is NULL")))
+        }
+
+        fn opt_str(&self, i: usize) -> Result<Option<&str>, QueryError> {
+            Ok(self.0[i].as_str())
+        }
+
+        fn opt_int(&self, i: usize) -> Result<Option<i64>, QueryError> {
+            Ok(self.0[i].as_i64())
+        }
+    }
+
+    fn row(published: bool) -> TestRow {
+        let strategies = json!([{
+            "strategy_id": "s1", "name": "Straddle \"weekly\"", "underlying": "NIFTY",
+            "product": "MIS", "entry_time": "09:20", "exit_time": "15:15",
+            "trading_days": ["MON"], "legs": [{"action": "SELL"}]
+        }]);
+        let some = |v: &str| if published { json!(v) } else { Value::Null };
+        TestRow(vec![
+            json!("0193A1B2-0000-7000-8000-000000000001"),
+            json!("Nifty \"income\" \\ ünïcode\n"),
+            json!("A description"),
+            json!("INCOME"),
+            some("WEEKLY"),
+            some("BEGINNER"),
+            some(r#"["NIFTY","WEEKLY"]"#),
+            some("PAID"),
+            if published { json!(99900) } else { Value::Null },
+            some("INR"),
+            some("PUBLIC"),
+            json!(i64::from(published)),
+            json!(12),
+            json!(1),
+            json!(4),
+            some("2026-11-03T10:00:00.000000Z"),
+            if published { json!(77) } else { Value::Null },
+            json!("0193a1b2-0000-7000-8000-0000000000ff"),
+            json!(strategies.to_string()),
+            json!("2026-11-01T10:00:00.000000Z"),
+            json!("2026-11-02T10:00:00.000000Z"),
+            json!(5),
+            some(r#"{"cagr_pct":18.5}"#),
+            json!(strategy_previews(&strategies).to_string()),
+        ])
+    }
+
+    #[test]
+    fn items_are_written_byte_for_byte_as_the_value_renders_them() {
+        for published in [true, false] {
+            let row = row(published);
+            let expected = BasketRow::from_columns(&row).unwrap();
+            let item = TemplateItem::read(&row).unwrap();
+            let mut out = JsonOut::default();
+            item.write(&mut out, None).unwrap();
+            assert_eq!(out.finish(), expected.template_item().to_string());
+
+            let more = DetailColumns::read(&row).unwrap();
+            let mut out = JsonOut::default();
+            let details = Details {
+                performance_metrics: more.performance_metrics,
+                strategies: more.strategy_previews.unwrap(),
+                updated_at: more.updated_at,
+            };
+            item.write(&mut out, Some(details)).unwrap();
+            let mut detail = expected.template_item();
+            if let Value::Object(map) = &mut detail {
+                map.insert("strategies".into(), strategy_previews(&expected.strategies));
+                map.insert(
+                    "performance_metrics".into(),
+                    expected.performance_metrics.clone().unwrap_or(Value::Null),
+                );
+                map.insert("updated_at".into(), json!(expected.updated_at));
+            }
+            assert_eq!(out.finish(), detail.to_string());
+        }
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub enum QueryError {
     /// cause is logged, never sent.
     #[error("read database: {0}")]
     Database(#[from] sqlx::Error),
+    /// As [`QueryError::Database`], from a read on the request's thread
+    /// ([`crate::sqlite_reader`]): 503 when SQLite is busy or cannot open
+    /// the file, 500 otherwise.
+    #[error("read database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// 500 `internal_error` — a read-model row that does not decode (a
     /// projector bug); logged, never sent.
     #[error("corrupt read model: {0}")]
@@ -70,6 +75,10 @@ impl QueryError {
                 Some(ApiError::Unavailable(format!("read database: {e}")))
             }
             QueryError::Database(e) => Some(ApiError::Internal(format!("read database: {e}"))),
+            QueryError::Sqlite(e) if is_transient_sqlite(e) => {
+                Some(ApiError::Unavailable(format!("read database: {e}")))
+            }
+            QueryError::Sqlite(e) => Some(ApiError::Internal(format!("read database: {e}"))),
             QueryError::Corrupt(detail) => {
                 Some(ApiError::Internal(format!("corrupt read model: {detail}")))
             }
@@ -118,6 +127,21 @@ fn is_transient(e: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_)
+    )
+}
+
+/// [`is_transient`] for SQLite read on the request's thread.
+fn is_transient_sqlite(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::OutOfMemory
+        )
     )
 }
 

@@ -22,11 +22,15 @@
 //! * [`paging`] — `limit` and opaque keyset cursors;
 //! * [`params`] — strict query-string and path parameters;
 //! * [`rows`] — the portable SQL builder and column readers;
+//! * [`render`] — JSON written straight from rows into an answer;
+//! * [`sqlite_reader`] — SQLite reads on the request's own thread;
 //! * [`error`] — the one place query errors become problem+json;
 //! * [`openapi`] — the OpenAPI 3.1 description of the routes.
 //!
-//! Every query runs through sqlx's `Any` driver with portable SQL, so the
-//! same code serves SQLite (embedded) and PostgreSQL (production).
+//! Every query is portable SQL, so the same code serves SQLite (embedded)
+//! and PostgreSQL (production). The marketplace and basket routes run it
+//! through sqlx's typed drivers ([`QueryState::read`]); the others still go
+//! through its `Any` driver ([`QueryState::db`]).
 
 pub mod api_keys;
 pub mod audit;
@@ -39,8 +43,10 @@ pub mod marketplace;
 pub mod openapi;
 pub mod paging;
 pub mod params;
+pub mod render;
 pub mod request;
 pub mod rows;
+pub mod sqlite_reader;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -64,6 +70,14 @@ pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(3);
 pub struct QueryState {
     /// The read-model database (SQLite or PostgreSQL through `Any`).
     pub db: AnyPool,
+    /// The same database through sqlx's typed drivers
+    /// ([`basketry_projections::db::open_typed`]): the hot read paths
+    /// (browsing, template details, baskets).
+    pub read: basketry_projections::db::ReadPool,
+    /// On SQLite, the hot read paths read on the request's own thread
+    /// through this ([`sqlite_reader::SqliteReader::of`] the typed pool);
+    /// `None` on PostgreSQL.
+    pub sqlite_reader: Option<sqlite_reader::SqliteReader>,
     /// The event store, read by the audit routes ([`audit`]).
     pub store: Arc<dyn EventStore>,
     /// Partner rate limits: the same instance as the command API's, so a

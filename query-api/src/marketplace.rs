@@ -36,13 +36,17 @@ use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
 use serde_json::{json, Value};
 
-use crate::baskets::{fetch_basket, full_strategies, strategy_previews, BasketRow, BASKET_COLUMNS};
+use crate::baskets::{
+    full_strategies, read_basket, strategy_previews, DetailColumns, Details, TemplateItem,
+    ITEM_COLUMNS,
+};
 use crate::error::QueryError;
 use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
+use crate::render::JsonOut;
 use crate::request::{run, Reply, Viewer};
-use crate::rows::{like_escape, Sql};
+use crate::rows::{like_escape, parse_json, Sql};
 use crate::QueryState;
 
 /// The query parameters of `GET /marketplace/templates` (the OpenAPI test
@@ -108,32 +112,61 @@ fn require_browse(principal: &Principal) -> Result<(), QueryError> {
     Ok(())
 }
 
-fn key_of(ordering: &Ordering, b: &BasketRow) -> Vec<KeyValue> {
+fn key_of(ordering: &Ordering, b: &TemplateItem<'_>) -> Vec<KeyValue> {
     let first = match ordering.name {
         "templates.popular" => b.subscriber_count,
         "templates.price" => b.monthly_fee.unwrap_or(0),
         _ => b.published_position.unwrap_or(0),
     };
-    vec![KeyValue::Int(first), KeyValue::Text(b.basket_id.clone())]
+    vec![
+        KeyValue::Int(first),
+        KeyValue::Text(b.basket_id.to_string()),
+    ]
 }
 
+/// Runs a list of templates ([`ITEM_COLUMNS`]) and writes the page straight
+/// from its rows: `{"next_cursor", "templates": [item…]}`.
 async fn fetch_page(
     state: &QueryState,
     mut sql: Sql,
     page: &PageRequest,
-) -> Result<Value, QueryError> {
+) -> Result<Reply, QueryError> {
     page.push_tail(&mut sql);
-    let rows = sql.query().fetch_all(&state.db).await?;
-    let rows = rows
-        .iter()
-        .map(BasketRow::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
     let ordering = page.ordering;
-    let page = page.finish(rows, |b| key_of(&ordering, b));
-    Ok(json!({
-        "templates": page.rows.iter().map(BasketRow::template_item).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
-    }))
+    // `LIMIT limit + 1`: a row past the page only says a next one exists.
+    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let mut items = JsonOut::with_capacity(640 * limit);
+    let (mut shown, mut more, mut last_key) = (0usize, false, None);
+    sql.read_each(state, |row| {
+        if shown == limit {
+            more = true;
+            return Ok(());
+        }
+        let item = TemplateItem::read(row)?;
+        if shown > 0 {
+            items.raw(",");
+        }
+        item.write(&mut items, None)?;
+        shown += 1;
+        if shown == limit {
+            last_key = Some(key_of(&ordering, &item));
+        }
+        Ok(())
+    })
+    .await?;
+    let next_cursor = if more {
+        last_key.map(|key| ordering.encode(key))
+    } else {
+        None
+    };
+    let items = items.finish();
+    let mut out = JsonOut::with_capacity(items.len() + 128);
+    out.raw("{\"next_cursor\":")
+        .opt_str(next_cursor.as_deref())?
+        .raw(",\"templates\":[")
+        .raw(&items)
+        .raw("]}");
+    Ok(Reply::JsonText(out.finish()))
 }
 
 /// Browse the marketplace
@@ -186,7 +219,7 @@ async fn list_templates_query(
     let page = PageRequest::from_params(&params, ordering)?;
 
     let mut sql = Sql::new(&format!(
-        "SELECT {BASKET_COLUMNS} FROM rm_baskets b \
+        "SELECT {ITEM_COLUMNS} FROM rm_baskets b \
          WHERE b.is_template = 1 AND b.visibility = 'PUBLIC'"
     ));
     if let Some(category) = params.identifier("category")? {
@@ -221,7 +254,7 @@ async fn list_templates_query(
             .bind(pattern)
             .push(" ESCAPE '\\'");
     }
-    Ok(Reply::Json(fetch_page(state, sql, &page).await?))
+    fetch_page(state, sql, &page).await
 }
 
 /// The admin's templates
@@ -267,11 +300,11 @@ async fn admin_templates_query(
     let params = Params::of(req, ADMIN_TEMPLATES_PARAMS)?;
     let page = PageRequest::from_params(&params, ADMIN)?;
     let mut sql = Sql::new(&format!(
-        "SELECT {BASKET_COLUMNS} FROM rm_baskets b \
+        "SELECT {ITEM_COLUMNS} FROM rm_baskets b \
          WHERE b.published_position IS NOT NULL AND b.owner_id = "
     ));
     sql.bind(admin.user_id.to_string());
-    Ok(Reply::Json(fetch_page(state, sql, &page).await?))
+    fetch_page(state, sql, &page).await
 }
 
 /// A template's details
@@ -317,36 +350,54 @@ async fn get_template_query(
     require_browse(principal)?;
     let id = path_uuid(req, "id", "template")?;
     let viewer = Viewer::of(principal);
-    let basket = fetch_basket(state, &id)
-        .await?
-        .filter(|b| visible(&viewer, b))
-        .ok_or_else(|| QueryError::not_found("template"))?;
-    let privileged = viewer.owns(&basket.owner_id) || viewer.is_admin || viewer.is_executor;
-    let mut detail = basket.template_item();
-    if let Value::Object(map) = &mut detail {
-        let strategies = if privileged {
-            with_leg_counts(full_strategies(&basket.strategies))
-        } else {
-            strategy_previews(&basket.strategies)
+    read_basket(state, &id, |row| {
+        let item = TemplateItem::read(row)?;
+        let more = DetailColumns::read(row)?;
+        let owner_id = more.owner_id.to_ascii_lowercase();
+        if !visible(&viewer, &item, &owner_id) {
+            return Ok(None);
+        }
+        let privileged = viewer.owns(&owner_id) || viewer.is_admin || viewer.is_executor;
+        let rendered;
+        let strategies = match (privileged, more.strategy_previews) {
+            (false, Some(stored)) => stored,
+            (privileged, _) => {
+                let all = parse_json("strategies", more.strategies)?;
+                rendered = if privileged {
+                    with_leg_counts(full_strategies(&all))
+                } else {
+                    // A row projected before previews were stored.
+                    strategy_previews(&all)
+                }
+                .to_string();
+                &rendered
+            }
         };
-        map.insert("strategies".into(), strategies);
-        map.insert(
-            "performance_metrics".into(),
-            basket.performance_metrics.clone().unwrap_or(Value::Null),
-        );
-        map.insert("updated_at".into(), json!(basket.updated_at));
-    }
-    Ok(Reply::Json(detail))
+        let mut out = JsonOut::with_capacity(1024 + strategies.len());
+        item.write(
+            &mut out,
+            Some(Details {
+                performance_metrics: more.performance_metrics,
+                strategies,
+                updated_at: more.updated_at,
+            }),
+        )?;
+        Ok(Some(Reply::JsonText(out.finish())))
+    })
+    .await?
+    .flatten()
+    .ok_or_else(|| QueryError::not_found("template"))
 }
 
-/// Whether `viewer` may read `basket` as a template (module docs).
-fn visible(viewer: &Viewer, basket: &BasketRow) -> bool {
-    if basket.is_template {
+/// Whether `viewer` may read the basket `item` (owned by `owner_id`) as a
+/// template (module docs).
+fn visible(viewer: &Viewer, item: &TemplateItem<'_>, owner_id: &str) -> bool {
+    if item.is_template() {
         true
-    } else if basket.ever_published() {
-        viewer.is_admin || viewer.owns(&basket.owner_id)
+    } else if item.published_position.is_some() {
+        viewer.is_admin || viewer.owns(owner_id)
     } else {
-        viewer.owns(&basket.owner_id)
+        viewer.owns(owner_id)
     }
 }
 

@@ -31,6 +31,8 @@ use crate::QueryState;
 pub enum Reply {
     /// `application/json`.
     Json(Value),
+    /// `application/json`, already written ([`crate::render`]).
+    JsonText(String),
     /// `text/csv; charset=utf-8`, with a suggested file name.
     Csv {
         /// The CSV text, header row first.
@@ -132,6 +134,10 @@ fn render(reply: Reply) -> HttpResponse {
             // Read models are personal and change constantly.
             .insert_header((CACHE_CONTROL, "no-store"))
             .body(body.to_string()),
+        Reply::JsonText(body) => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "application/json"))
+            .insert_header((CACHE_CONTROL, "no-store"))
+            .body(body),
         Reply::Csv { body, filename } => HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, "text/csv; charset=utf-8"))
             .insert_header((CACHE_CONTROL, "no-store"))

@@ -1,17 +1,23 @@
-//! Portable SQL over sqlx's `Any` driver: a small statement builder that
-//! numbers `$n` placeholders, and typed readers for read-model columns.
+//! Portable SQL: a small statement builder that numbers `$n` placeholders,
+//! run through sqlx's typed SQLite and PostgreSQL drivers ([`ReadPool`],
+//! [`Columns`]) on the hot paths and through its `Any` driver elsewhere,
+//! and readers for read-model columns.
 //!
 //! Values are only ever `i64` and `String` (the schema's `BIGINT`/`INTEGER`
 //! and `TEXT`), which both SQLite and PostgreSQL carry through `Any`
 //! unchanged. JSON columns are text and are parsed here; a column that does
 //! not parse is a projector bug, answered 500 without detail.
 
+use basketry_projections::db::ReadPool;
 use serde_json::Value;
 use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Any, Column, Postgres, Row, Sqlite, TypeInfo};
 
 use crate::error::QueryError;
+use crate::QueryState;
 
 /// A bound value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +100,135 @@ impl Sql {
     }
 }
 
+impl Sql {
+    /// The statement for sqlx's typed SQLite driver, values bound. SQLite
+    /// reads `$1…$n` as parameters numbered by first appearance, which is
+    /// their order here (a placeholder is never reused).
+    pub fn sqlite(&self) -> Query<'_, Sqlite, SqliteArguments<'_>> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.as_str()),
+            };
+        }
+        query
+    }
+
+    /// The statement for sqlx's typed PostgreSQL driver, values bound.
+    pub fn postgres(&self) -> Query<'_, Postgres, PgArguments> {
+        let mut query = sqlx::query(&self.text);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.as_str()),
+            };
+        }
+        query
+    }
+
+    /// Runs the statement and hands each row to `each`, in order, as
+    /// [`Columns`] (values borrowed from the row): on SQLite on the
+    /// request's thread ([`crate::sqlite_reader`]) when the state has a
+    /// reader, else through sqlx's typed driver ([`QueryState::read`]).
+    pub async fn read_each(
+        &self,
+        state: &QueryState,
+        mut each: impl FnMut(&dyn Columns) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        if let Some(reader) = &state.sqlite_reader {
+            return reader.read_each(&self.text, &self.args, &mut each);
+        }
+        match &state.read {
+            ReadPool::Sqlite(pool) => {
+                for row in &self.sqlite().fetch_all(pool).await? {
+                    each(row)?;
+                }
+            }
+            ReadPool::Postgres(pool) => {
+                for row in &self.postgres().fetch_all(pool).await? {
+                    each(row)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the statement and maps its first row, if any.
+    pub async fn read_optional<T>(
+        &self,
+        state: &QueryState,
+        read: impl FnOnce(&dyn Columns) -> Result<T, QueryError>,
+    ) -> Result<Option<T>, QueryError> {
+        let mut read = Some(read);
+        let mut out = None;
+        self.read_each(state, |row| {
+            if let Some(read) = read.take() {
+                out = Some(read(row)?);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+}
+
+/// A row of sqlx's typed SQLite or PostgreSQL driver, read by column
+/// position: text is borrowed from the row (no copy), integers are `i64`
+/// whichever integer type the column has (`INTEGER` is 32-bit on
+/// PostgreSQL).
+pub trait Columns {
+    /// A `TEXT NOT NULL` column.
+    fn str(&self, i: usize) -> Result<&str, QueryError>;
+    /// A nullable `TEXT` column.
+    fn opt_str(&self, i: usize) -> Result<Option<&str>, QueryError>;
+    /// A nullable integer column.
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, QueryError>;
+    /// An integer column.
+    fn int(&self, i: usize) -> Result<i64, QueryError> {
+        self.opt_int(i)?
+            .ok_or_else(|| QueryError::Corrupt(format!("column {i} is NULL")))
+    }
+    /// A 0/1 integer column as a boolean.
+    fn flag(&self, i: usize) -> Result<bool, QueryError> {
+        Ok(self.int(i)? != 0)
+    }
+}
+
+impl Columns for SqliteRow {
+    fn str(&self, i: usize) -> Result<&str, QueryError> {
+        Ok(self.try_get::<&str, _>(i)?)
+    }
+
+    fn opt_str(&self, i: usize) -> Result<Option<&str>, QueryError> {
+        Ok(self.try_get::<Option<&str>, _>(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, QueryError> {
+        Ok(self.try_get::<Option<i64>, _>(i)?)
+    }
+}
+
+impl Columns for PgRow {
+    fn str(&self, i: usize) -> Result<&str, QueryError> {
+        Ok(self.try_get::<&str, _>(i)?)
+    }
+
+    fn opt_str(&self, i: usize) -> Result<Option<&str>, QueryError> {
+        Ok(self.try_get::<Option<&str>, _>(i)?)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, QueryError> {
+        // The portable schema's INTEGER columns (0/1 flags) are INT4 here.
+        let four = matches!(self.try_column(i)?.type_info().name(), "INT4" | "INT2");
+        if four {
+            Ok(self.try_get::<Option<i32>, _>(i)?.map(i64::from))
+        } else {
+            Ok(self.try_get::<Option<i64>, _>(i)?)
+        }
+    }
+}
+
 /// Escapes `%`, `_` and the escape character itself for a `LIKE … ESCAPE
 /// '\'` pattern, so a search for `50%` matches the text `50%` only.
 pub fn like_escape(text: &str) -> String {
@@ -144,7 +279,9 @@ pub fn opt_json(row: &AnyRow, column: &str) -> Result<Option<Value>, QueryError>
         .transpose()
 }
 
-fn parse_json(column: &str, text: &str) -> Result<Value, QueryError> {
+/// JSON text of `column`, parsed; a column that does not parse is a
+/// projector bug (500 without detail).
+pub fn parse_json(column: &str, text: &str) -> Result<Value, QueryError> {
     serde_json::from_str(text)
         .map_err(|e| QueryError::Corrupt(format!("column {column} is not json: {e}")))
 }

@@ -75,14 +75,15 @@ async fn apply_basket(
             sqlx::query(
                 "INSERT INTO rm_baskets (basket_id, owner_id, owner_is_admin, name, description, \
                  category, strategies, strategy_count, revision, created_at, updated_at, \
-                 created_position) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) \
+                 created_position, strategy_previews) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
                  ON CONFLICT (basket_id) DO UPDATE SET owner_id = excluded.owner_id, \
                  owner_is_admin = excluded.owner_is_admin, name = excluded.name, \
                  description = excluded.description, category = excluded.category, \
                  strategies = excluded.strategies, strategy_count = excluded.strategy_count, \
                  revision = excluded.revision, created_at = excluded.created_at, \
-                 updated_at = excluded.updated_at, created_position = excluded.created_position",
+                 updated_at = excluded.updated_at, created_position = excluded.created_position, \
+                 strategy_previews = excluded.strategy_previews",
             )
             .bind(c.basket_id.to_string())
             .bind(c.owner_id.to_string())
@@ -95,6 +96,7 @@ async fn apply_basket(
             .bind(revision)
             .bind(at)
             .bind(db_int(event.position.commit)?)
+            .bind(json(event, &strategy_previews(&strategies))?)
             .execute(&mut *conn)
             .await?;
         }
@@ -199,6 +201,41 @@ async fn apply_basket(
     Ok(())
 }
 
+/// The keys of a strategy that its preview keeps (`null` where the
+/// strategy has none).
+const PREVIEW_KEYS: [&str; 7] = [
+    "strategy_id",
+    "name",
+    "underlying",
+    "product",
+    "entry_time",
+    "exit_time",
+    "trading_days",
+];
+
+/// The strategy previews anyone may see (`rm_baskets.strategy_previews`):
+/// what runs when, and how many legs, but not the legs themselves (a paid
+/// template's logic is not given away; SPEC §4). Each preview holds the
+/// [`PREVIEW_KEYS`] and `leg_count`. The query API serves the column as
+/// stored, and renders the same value from `strategies` for rows projected
+/// before the column existed.
+pub fn strategy_previews(strategies: &[Value]) -> Value {
+    Value::Array(
+        strategies
+            .iter()
+            .map(|s| {
+                let mut preview = serde_json::Map::new();
+                for key in PREVIEW_KEYS {
+                    preview.insert(key.into(), s.get(key).cloned().unwrap_or(Value::Null));
+                }
+                let legs = s.get("legs").and_then(Value::as_array).map_or(0, Vec::len);
+                preview.insert("leg_count".into(), Value::from(legs));
+                Value::Object(preview)
+            })
+            .collect(),
+    )
+}
+
 /// A strategy in the events' own JSON shape.
 fn strategy_json(event: &RecordedEvent, strategy: &Strategy) -> Result<Value, ProjectionError> {
     serde_json::to_value(strategy).map_err(|e| ProjectionError::inconsistent(event, e.to_string()))
@@ -235,13 +272,14 @@ async fn save_strategies(
 ) -> Result<(), ProjectionError> {
     let result = sqlx::query(
         "UPDATE rm_baskets SET strategies = $2, strategy_count = $3, revision = $4, \
-         updated_at = $5 WHERE basket_id = $1",
+         updated_at = $5, strategy_previews = $6 WHERE basket_id = $1",
     )
     .bind(basket_id.to_string())
     .bind(json(event, &strategies)?)
     .bind(strategies.len() as i64)
     .bind(revision)
     .bind(at)
+    .bind(json(event, &strategy_previews(strategies))?)
     .execute(&mut *conn)
     .await?;
     one_row(result, event, "basket")

@@ -131,6 +131,7 @@ async fn a_closed_read_database_is_a_503_and_a_broken_schema_a_500_without_inter
     );
 
     app.db.close().await;
+    app.read.close().await;
     let down = app
         .get("/marketplace/templates", &user("u@example.com"))
         .await;

@@ -75,6 +75,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The read-model database the app queries.
     pub db: AnyPool,
+    /// The same database through the typed pool of the hot read paths.
+    pub read: basketry_projections::db::ReadPool,
     pub store: Arc<dyn EventStore>,
     position: AtomicI64,
     /// The app's checkpoint watcher (it counts its database reads).
@@ -205,8 +207,13 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(db.clone())),
     });
     let checkpoints = CheckpointWatcher::new(db.clone(), Vec::new());
+    let read = basketry_projections::db::open_typed(&url)
+        .await
+        .expect("open the typed read pool");
     let queries = Data::new(QueryState {
         db: db.clone(),
+        sqlite_reader: basketry_query_api::sqlite_reader::SqliteReader::of(&read),
+        read: read.clone(),
         store: Arc::clone(&store),
         rate_limiter,
         user_rate_limit: people(),
@@ -234,6 +241,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
         db,
+        read,
         store,
         position: AtomicI64::new(100),
         checkpoints,
@@ -474,8 +482,9 @@ impl TestApp {
              category, strategies, strategy_count, revision, created_at, updated_at, \
              created_position, is_template, visibility, pricing_type, monthly_fee, currency, \
              difficulty_level, tags, template_category, published_at, published_position, \
-             subscriber_count, performance_metrics) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+             subscriber_count, performance_metrics, strategy_previews) VALUES ($1, $2, $3, $4, \
+             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+             $23, $24, $25)",
             vec![
                 Arg::T(b.basket_id.clone()),
                 Arg::T(b.owner_id.clone()),
@@ -508,6 +517,12 @@ impl TestApp {
                 },
                 Arg::I(b.subscriber_count),
                 opt(b.performance_metrics.as_ref().map(Value::to_string)),
+                Arg::T(
+                    basketry_projections::projectors::strategy_previews(
+                        b.strategies.as_array().map_or(&[], Vec::as_slice),
+                    )
+                    .to_string(),
+                ),
             ],
         )
         .await;

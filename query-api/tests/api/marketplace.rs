@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{admin, admin_id, executor, user, user_id, BasketSeed, TestApp};
+use crate::helpers::{admin, admin_id, executor, user, user_id, Arg, BasketSeed, TestApp};
 use crate::on_every_backend;
 
 on_every_backend!(
@@ -11,6 +11,7 @@ on_every_backend!(
     browse_sorts_by_popularity_newest_and_price_with_unique_tie_breaks,
     newest_pages_never_repeat_or_skip_while_templates_are_published,
     template_details_show_legs_only_to_the_owner_admins_and_executors,
+    details_render_previews_for_rows_projected_before_they_were_stored,
     disabled_and_unpublished_templates_are_hidden_but_private_ones_are_served_by_id,
     partners_browse_only_with_marketplace_read_and_get_rate_limit_headers,
     admins_list_their_own_templates_enabled_or_not,
@@ -300,6 +301,39 @@ async fn template_details_show_legs_only_to_the_owner_admins_and_executors(app: 
         )
         .await;
     assert!(plain_detail.ok()["performance_metrics"].is_null());
+}
+
+async fn details_render_previews_for_rows_projected_before_they_were_stored(app: TestApp) {
+    let stored = BasketSeed::template(&app, "Stored previews");
+    let older = BasketSeed::template(&app, "Projected before previews");
+    app.seed_basket(&stored).await;
+    app.seed_basket(&older).await;
+    app.exec(
+        "UPDATE rm_baskets SET strategy_previews = NULL WHERE basket_id = $1",
+        vec![Arg::T(older.basket_id.clone())],
+    )
+    .await;
+    let reader = user("u@example.com");
+    let a = app
+        .get(
+            &format!("/marketplace/templates/{}", stored.basket_id),
+            &reader,
+        )
+        .await;
+    let b = app
+        .get(
+            &format!("/marketplace/templates/{}", older.basket_id),
+            &reader,
+        )
+        .await;
+    assert_eq!(a.ok()["strategies"][0]["leg_count"], 2);
+    let strip_id = |v: &serde_json::Value| {
+        let mut v = v["strategies"].clone();
+        v[0]["strategy_id"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(strip_id(a.ok()), strip_id(b.ok()));
+    assert!(b.ok()["strategies"][0].get("legs").is_none());
 }
 
 async fn disabled_and_unpublished_templates_are_hidden_but_private_ones_are_served_by_id(
