@@ -33,7 +33,8 @@ use std::sync::Arc;
 use basketry_store::RecordedEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyQueryResult;
+use sqlx::any::{AnyArguments, AnyQueryResult};
+use sqlx::{Any, AnyConnection};
 
 pub use baskets::BasketsProjector;
 pub use billing::BillingIndexProjector;
@@ -107,4 +108,106 @@ fn one_row(
 /// A small integer (basis points, period index) as a `BIGINT`.
 fn int(value: impl Into<i64>) -> i64 {
     value.into()
+}
+
+/// A statement of the read database with its arguments.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+/// Most values bound to one statement (SQLite takes at most 32 766,
+/// PostgreSQL 65 535).
+const MAX_VALUES: usize = 30_000;
+
+/// Most rows one multi-row statement carries.
+const MAX_ROWS: usize = 1_000;
+
+/// A row that a multi-row statement writes.
+pub(crate) trait BindRow: Sync {
+    /// Values per row.
+    const COLS: usize;
+    /// Binds the row's values, in column order.
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q>;
+}
+
+/// `head ($1, …, $cols), (…), … tail`: `rows` rows of `cols` placeholders.
+fn values_sql(head: &str, rows: usize, cols: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 6);
+    sql.push_str(head);
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { " (" } else { ", (" });
+        for col in 0..cols {
+            n += 1;
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// Runs `head VALUES-list tail` over `rows`, as few statements as the
+/// databases' limits on bound values allow; the rows affected in all.
+///
+/// The rows of one statement must not share a conflict key (PostgreSQL
+/// refuses an `ON CONFLICT DO UPDATE` that would touch a row twice):
+/// callers write each key once per batch.
+pub(crate) async fn execute_rows<R: BindRow>(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    rows: &[R],
+) -> Result<u64, ProjectionError> {
+    let per_statement = (MAX_VALUES / R::COLS).clamp(1, MAX_ROWS);
+    let mut affected = 0;
+    for chunk in rows.chunks(per_statement) {
+        let sql = values_sql(head, chunk.len(), R::COLS, tail);
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = row.bind(query);
+        }
+        affected += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(affected)
+}
+
+impl<T: BindRow> BindRow for &T {
+    const COLS: usize = T::COLS;
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        (**self).bind(query)
+    }
+}
+
+/// A key bound alone: for `… WHERE key IN (…)` lists.
+impl BindRow for String {
+    const COLS: usize = 1;
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query.bind(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_lists_number_their_placeholders_row_by_row() {
+        assert_eq!(
+            values_sql(
+                "INSERT INTO t (a, b) VALUES",
+                2,
+                2,
+                "ON CONFLICT DO NOTHING"
+            ),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            values_sql("DELETE FROM t WHERE a IN (", 3, 1, ")"),
+            "DELETE FROM t WHERE a IN ( ($1), ($2), ($3) )"
+        );
+    }
 }
