@@ -16,7 +16,7 @@ use basketry_store::RecordedEvent;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use super::{execute_rows, json, one_row, parse_json, ts, AnyQuery, BindRow};
+use super::{execute_rows, in_list_sql, json, one_row, parse_json, ts, AnyQuery, BindRow};
 use crate::runtime::db_int;
 use crate::{DecodedEvent, ProjectionError, Projector};
 
@@ -133,12 +133,11 @@ impl Counts {
             let ids: Vec<String> = self.deltas.iter().map(|d| d.template_id.clone()).collect();
             let mut found = std::collections::HashSet::new();
             for chunk in ids.chunks(1_000) {
-                let sql = format!(
-                    "SELECT basket_id FROM rm_baskets WHERE basket_id IN ({})",
-                    (1..=chunk.len())
-                        .map(|n| format!("${n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                let sql = in_list_sql(
+                    conn,
+                    "SELECT basket_id FROM rm_baskets WHERE basket_id IN",
+                    chunk.len(),
+                    "",
                 );
                 let mut query = sqlx::query_scalar::<_, String>(&sql);
                 for id in chunk {

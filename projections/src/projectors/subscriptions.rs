@@ -25,7 +25,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::AnyConnection;
 
-use super::{date, execute_rows, json, parse_json, ts, AnyQuery, BindRow};
+use super::{
+    date, execute_rows, in_list_sql, json, parse_json, statement_chunks, ts, AnyQuery, BindRow,
+};
 use crate::runtime::db_int;
 use crate::{DecodedEvent, ProjectionError, Projector};
 
@@ -239,7 +241,7 @@ impl Projector for SubscriptionsProjector {
 }
 
 /// The rows from before the batch that its events change before (or
-/// without) creating them, read in one statement per thousand ids; `None`
+/// without) creating them, read in a few statements; `None`
 /// for an id without a row.
 async fn load(
     conn: &mut AnyConnection,
@@ -269,13 +271,12 @@ async fn load(
             wanted.push(id);
         }
     }
-    for chunk in wanted.chunks(1_000) {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM rm_subscriptions WHERE subscription_id IN ({})",
-            (1..=chunk.len())
-                .map(|n| format!("${n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+    for chunk in statement_chunks(&wanted, 256) {
+        let sql = in_list_sql(
+            conn,
+            &format!("SELECT {COLUMNS} FROM rm_subscriptions WHERE subscription_id IN"),
+            chunk.len(),
+            "",
         );
         let mut query = sqlx::query_as::<_, Row>(&sql);
         for id in chunk {
