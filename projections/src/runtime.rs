@@ -555,7 +555,7 @@ impl ProjectorRuntime {
                 first_error.get_or_insert(failure.first);
             }
             on_batch(&members);
-            if members.iter().all(|m| reached(m)) {
+            if members.iter().all(reached) {
                 break;
             }
         }
@@ -772,11 +772,14 @@ fn check_order(after: Option<Position>, page: &[DecodedEvent]) -> Result<(), Pro
     Ok(())
 }
 
+/// A page of the log and the position it was read after.
+type Page = (Option<Position>, Vec<DecodedEvent>);
+
 /// Pages of the log read and decoded ahead by a task of their own, each
 /// with the position it was read after; at most one page waits while
 /// another is applied, so memory stays bounded by the batch size.
 struct Pages {
-    rx: mpsc::Receiver<Result<(Option<Position>, Vec<DecodedEvent>), StoreError>>,
+    rx: mpsc::Receiver<Result<Page, StoreError>>,
     task: tokio::task::JoinHandle<()>,
 }
 
