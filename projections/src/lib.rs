@@ -26,16 +26,20 @@ pub use runtime::{
     Checkpoint, FailingProjector, ProjectorRuntime, ProjectorStatus, RuntimeConfig, StopHandle,
 };
 
+use basketry_domain::basket::BasketEvent;
+use basketry_domain::partner::PartnerEvent;
+use basketry_domain::subscription::SubscriptionEvent;
+use basketry_domain::DomainEvent;
 use basketry_store::{RecordedEvent, StoreError};
 use sqlx::AnyConnection;
 
 /// A named consumer of the global log that keeps some read-model tables.
 ///
-/// `apply` runs inside the batch transaction the runtime opened; the runtime
-/// writes the projector's checkpoint in the same transaction, so an event is
-/// applied exactly once across crashes. Projectors copy what events carry;
-/// they never re-run business rules, so a rebuild from position zero gives
-/// identical rows.
+/// `apply_batch` runs inside the batch transaction the runtime opened; the
+/// runtime writes the projector's checkpoint in the same transaction, so an
+/// event is applied exactly once across crashes. Projectors copy what events
+/// carry; they never re-run business rules, so a rebuild from position zero
+/// gives identical rows.
 #[async_trait::async_trait]
 pub trait Projector: Send + Sync + 'static {
     /// Stable name: the checkpoint key and the CLI argument.
@@ -45,12 +49,134 @@ pub trait Projector: Send + Sync + 'static {
     /// compared by audits).
     fn tables(&self) -> &'static [&'static str];
 
-    /// Applies one event (ignoring the types it does not care about).
-    async fn apply(
+    /// Applies a batch of events (non-empty, in log order, each decoded once
+    /// for every projector of the batch), ignoring the types it does not
+    /// care about. The rows it leaves must be those that applying the events
+    /// one by one would leave; how it gets there (multi-row statements,
+    /// state accumulated over the batch and written once) is its own
+    /// business.
+    async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
-        event: &RecordedEvent,
+        events: &[DecodedEvent],
     ) -> Result<(), ProjectionError>;
+}
+
+/// Which of the domain's event enums a stored type belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// [`BasketEvent`].
+    Basket,
+    /// [`SubscriptionEvent`].
+    Subscription,
+    /// [`PartnerEvent`].
+    Partner,
+}
+
+/// What an event's data decoded to.
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    /// A basket event.
+    Basket(BasketEvent),
+    /// A subscription event.
+    Subscription(SubscriptionEvent),
+    /// A partner event.
+    Partner(PartnerEvent),
+    /// A type of `family` whose data does not decode (or whose version is
+    /// newer than this build reads): every projector of that family stops
+    /// at it.
+    Invalid {
+        /// The enum the type belongs to.
+        family: Family,
+        /// What the domain's decoder said.
+        reason: String,
+    },
+    /// A type no projector here reads (another aggregate's, or one from a
+    /// newer build): skipped by every projector.
+    Other,
+}
+
+/// An event of the log, decoded once for every projector of a batch.
+///
+/// The event's `data` is moved into [`DecodedEvent::decoded`] when a
+/// domain enum knows its type (`event.data` is then `null`, also when it
+/// does not decode); an event of an unknown type keeps it.
+#[derive(Debug, Clone)]
+pub struct DecodedEvent {
+    /// The stored event (position, id, metadata).
+    pub event: RecordedEvent,
+    /// Its data, decoded through the domain's upcasters.
+    pub decoded: Decoded,
+}
+
+impl DecodedEvent {
+    /// Decodes `event` with whichever domain enum knows its type.
+    pub fn new(mut event: RecordedEvent) -> Self {
+        fn take<E: DomainEvent>(
+            event: &mut RecordedEvent,
+            family: Family,
+            wrap: fn(E) -> Decoded,
+        ) -> Option<Decoded> {
+            E::current_version(&event.event_type)?;
+            let data = std::mem::take(&mut event.data);
+            Some(
+                match E::from_stored(&event.event_type, event.schema_version, data) {
+                    Ok(e) => wrap(e),
+                    Err(e) => Decoded::Invalid {
+                        family,
+                        reason: e.to_string(),
+                    },
+                },
+            )
+        }
+        let decoded =
+            take::<SubscriptionEvent>(&mut event, Family::Subscription, Decoded::Subscription)
+                .or_else(|| take::<BasketEvent>(&mut event, Family::Basket, Decoded::Basket))
+                .or_else(|| take::<PartnerEvent>(&mut event, Family::Partner, Decoded::Partner))
+                .unwrap_or(Decoded::Other);
+        Self { event, decoded }
+    }
+
+    fn invalid(&self, family: Family) -> Result<(), ProjectionError> {
+        match &self.decoded {
+            Decoded::Invalid { family: f, reason } if *f == family => {
+                Err(ProjectionError::Decode {
+                    event_id: self.event.event_id,
+                    event_type: self.event.event_type.clone(),
+                    reason: reason.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The basket event, `None` for another family's or an unknown type, a
+    /// [`ProjectionError::Decode`] for a basket type that does not decode.
+    pub fn basket(&self) -> Result<Option<&BasketEvent>, ProjectionError> {
+        self.invalid(Family::Basket)?;
+        Ok(match &self.decoded {
+            Decoded::Basket(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The subscription event (as [`Self::basket`]).
+    pub fn subscription(&self) -> Result<Option<&SubscriptionEvent>, ProjectionError> {
+        self.invalid(Family::Subscription)?;
+        Ok(match &self.decoded {
+            Decoded::Subscription(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The partner event (as [`Self::basket`]).
+    pub fn partner(&self) -> Result<Option<&PartnerEvent>, ProjectionError> {
+        self.invalid(Family::Partner)?;
+        Ok(match &self.decoded {
+            Decoded::Partner(e) => Some(e),
+            _ => None,
+        })
+    }
 }
 
 /// Why a projector could not make progress.

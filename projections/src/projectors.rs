@@ -33,7 +33,8 @@ use std::sync::Arc;
 use basketry_store::RecordedEvent;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyQueryResult;
+use sqlx::any::{AnyArguments, AnyQueryResult};
+use sqlx::{Any, AnyConnection};
 
 pub use baskets::{strategy_previews, BasketsProjector};
 pub use billing::BillingIndexProjector;
@@ -42,6 +43,7 @@ pub use partner_keys::PartnerKeysProjector;
 pub use schedule::ScheduleProjector;
 pub use subscriptions::SubscriptionsProjector;
 
+use crate::db::Backend;
 use crate::{ProjectionError, Projector};
 
 /// Every projector of the read models, in a stable order.
@@ -107,4 +109,167 @@ fn one_row(
 /// A small integer (basis points, period index) as a `BIGINT`.
 fn int(value: impl Into<i64>) -> i64 {
     value.into()
+}
+
+/// A statement of the read database with its arguments.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+/// Most values bound to one statement (SQLite takes at most 32 766,
+/// PostgreSQL 65 535).
+const MAX_VALUES: usize = 30_000;
+
+/// Most rows one multi-row statement carries.
+const MAX_ROWS: usize = 256;
+
+/// A row that a multi-row statement writes.
+pub(crate) trait BindRow: Sync {
+    /// Values per row.
+    const COLS: usize;
+    /// Binds the row's values, in column order.
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q>;
+}
+
+/// `head ($1, …, $cols), (…), … tail`: `rows` rows of `cols` placeholders.
+///
+/// SQLite gets anonymous `?` placeholders: it looks a numbered (`$N`,
+/// `?N`) parameter's name up by a linear search when binding it, so a
+/// statement of thousands of numbered values costs time quadratic in their
+/// number; anonymous ones bind in order at no cost.
+fn values_sql(backend: Backend, head: &str, rows: usize, cols: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 6);
+    sql.push_str(head);
+    let mut n = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { " (" } else { ", (" });
+        for col in 0..cols {
+            n += 1;
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+/// `SELECT … WHERE key IN (…)` for `keys` keys: `head ( (k1), (k2) ) tail`.
+pub(crate) fn in_list_sql(conn: &AnyConnection, head: &str, keys: usize, tail: &str) -> String {
+    values_sql(
+        Backend::of(conn),
+        &format!("{head} ("),
+        keys,
+        1,
+        &format!("){tail}"),
+    )
+}
+
+/// `rows` cut into slices of a power-of-two length (at most `most`): each
+/// length is one statement text, prepared once per connection and kept in
+/// sqlx's statement cache, instead of one statement (and its memory) for
+/// every batch size.
+pub(crate) fn statement_chunks<T>(rows: &[T], most: usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let (chunk, after) = rest.split_at(1 << rest.len().min(most.max(1)).ilog2());
+        chunks.push(chunk);
+        rest = after;
+    }
+    chunks
+}
+
+/// Runs `head VALUES-list tail` over `rows`, as few statements as the
+/// databases' limits on bound values allow; the rows affected in all.
+///
+/// The rows of one statement must not share a conflict key (PostgreSQL
+/// refuses an `ON CONFLICT DO UPDATE` that would touch a row twice):
+/// callers write each key once per batch.
+pub(crate) async fn execute_rows<R: BindRow>(
+    conn: &mut AnyConnection,
+    head: &str,
+    tail: &str,
+    rows: &[R],
+) -> Result<u64, ProjectionError> {
+    let most = (MAX_VALUES / R::COLS).clamp(1, MAX_ROWS);
+    let backend = Backend::of(conn);
+    let mut affected = 0;
+    for chunk in statement_chunks(rows, most) {
+        let sql = values_sql(backend, head, chunk.len(), R::COLS, tail);
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = row.bind(query);
+        }
+        affected += query.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(affected)
+}
+
+impl<T: BindRow> BindRow for &T {
+    const COLS: usize = T::COLS;
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        (**self).bind(query)
+    }
+}
+
+/// A key bound alone: for `… WHERE key IN (…)` lists.
+impl BindRow for String {
+    const COLS: usize = 1;
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query.bind(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_cut_into_power_of_two_statements() {
+        let rows: Vec<u32> = (0..13).collect();
+        let lengths: Vec<usize> = statement_chunks(&rows, 4).iter().map(|c| c.len()).collect();
+        assert_eq!(lengths, [4, 4, 4, 1]);
+        let lengths: Vec<usize> = statement_chunks(&rows, 256)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(lengths, [8, 4, 1]);
+        assert!(statement_chunks::<u32>(&[], 8).is_empty());
+    }
+
+    #[test]
+    fn values_lists_number_their_placeholders_row_by_row_on_postgres_only() {
+        assert_eq!(
+            values_sql(
+                Backend::Postgres,
+                "INSERT INTO t (a, b) VALUES",
+                2,
+                2,
+                "ON CONFLICT DO NOTHING"
+            ),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            values_sql(
+                Backend::Sqlite,
+                "INSERT INTO t (a, b) VALUES",
+                2,
+                2,
+                "ON CONFLICT DO NOTHING"
+            ),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(
+            values_sql(Backend::Postgres, "DELETE FROM t WHERE a IN (", 3, 1, ")"),
+            "DELETE FROM t WHERE a IN ( ($1), ($2), ($3) )"
+        );
+    }
 }

@@ -20,19 +20,40 @@
 //! runner starts again from the new checkpoint, so two runners can never
 //! both apply the same events.
 //!
+//! # One reader for every projector
+//!
+//! The projectors do not read the log each on its own. One reader pages
+//! through it from the lowest of their checkpoints; each page is decoded
+//! once ([`crate::DecodedEvent`]) and handed to every projector
+//! ([`crate::Projector::apply_batch`]) in **one** transaction that also moves
+//! every checkpoint (each with its own compare-and-set). A projector whose
+//! checkpoint is ahead of the page's start gets only the events after it,
+//! so projectors that are behind catch up first and the others join them
+//! as the reader reaches their checkpoints; from then on they move
+//! together.
+//!
+//! A projector whose part of a batch fails is taken out of it and the batch
+//! is applied again without it: the failing projector stays at its
+//! checkpoint (rows and checkpoint rolled back together), the others carry
+//! on. The catch-up paths return the first error once the others are done;
+//! the live runner lets the failed projector retry on its own after a
+//! backoff.
+//!
 //! # Running
 //!
 //! * [`ProjectorRuntime::run`] follows the log live (`subscribe_all` from
-//!   the checkpoint, grouped into batches of what is ready, at most
+//!   the lowest checkpoint, grouped into batches of what is ready, at most
 //!   [`RuntimeConfig::batch_size`]), retrying failed batches with backoff,
 //!   until [`ProjectorRuntime::stop`]: the batch in progress commits, then
 //!   `run` returns.
 //! * [`ProjectorRuntime::catch_up`] / [`ProjectorRuntime::run_until`] page
 //!   through the log until the checkpoints reach the head (or a position)
 //!   and return the first error instead of retrying: for tests, the CLI's
-//!   rebuild and audits.
-//! * [`ProjectorRuntime::rebuild`] empties a projector's tables and
-//!   checkpoint in one transaction and catches up from position zero.
+//!   rebuild and audits. The next page is read and decoded by a task of its
+//!   own while the current one is applied.
+//! * [`ProjectorRuntime::rebuild`] empties the projectors' tables and
+//!   checkpoints in one transaction and catches them up together from
+//!   position zero.
 //! * [`ProjectorRuntime::status`] reports each projector's position and lag
 //!   for `/metrics` and `/readyz`.
 
@@ -42,15 +63,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use basketry_store::chain::format_timestamp;
-use basketry_store::{EventStore, Position, RecordedEvent, StoreError};
+use basketry_store::{EventStore, Position, StoreError};
 use chrono::{DateTime, Utc};
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::db::Backend;
-use crate::{ProjectionError, Projector};
+use crate::{DecodedEvent, ProjectionError, Projector};
 
 /// How the runtime batches and retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,60 +244,106 @@ impl ProjectorRuntime {
 
     /// Follows the log live with every projector until [`Self::stop`].
     ///
-    /// Each projector subscribes to the log after its checkpoint and applies
-    /// what is ready in batches of at most `batch_size` events; a new event
-    /// appended in this process is picked up at once (other processes' within
-    /// the store's poll interval, 100 ms on SQL stores). A failed batch is
-    /// logged and rolled back, and the projector resubscribes from its last
-    /// committed checkpoint after a backoff — retrying forever, since a
-    /// projector that stopped for good would serve ever staler reads; the
-    /// failure shows in [`Self::status`] (`last_error`, growing lag).
+    /// The projectors follow the log together: one subscription from the
+    /// lowest of their checkpoints, read in batches of what is ready (at most
+    /// `batch_size` events), each batch applied by every projector in one
+    /// transaction with their checkpoints (a projector already past some of
+    /// a batch's events applies only the rest). A new event appended in this
+    /// process is picked up at once (other processes' within the store's
+    /// poll interval, 100 ms on SQL stores).
+    ///
+    /// A projector whose part of a batch fails is taken out of the batch,
+    /// which is applied again without it, so the others carry on; the failed
+    /// batch is logged and rolled back, and the failed projector follows the
+    /// log on its own from its last committed checkpoint after a backoff —
+    /// retrying forever, since a projector that stopped for good would serve
+    /// ever staler reads; the failure shows in [`Self::status`]
+    /// (`last_error`, growing lag).
     pub async fn run(&self) {
-        futures::future::join_all(
-            self.projectors
-                .iter()
-                .map(|projector| self.run_projector(projector.as_ref())),
-        )
-        .await;
-    }
-
-    async fn run_projector(&self, projector: &dyn Projector) {
-        let mut stop = self.stop.0.subscribe();
-        let mut retry = self.config.retry_initial;
-        while !*stop.borrow() {
-            let Err(error) = self.follow(projector, &mut stop, &mut retry).await else {
-                return;
-            };
-            tracing::warn!(
-                projector = projector.name(),
-                %error,
-                retry_in_ms = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX),
-                "projector batch failed; retrying from its last checkpoint"
-            );
-            self.set_error(projector.name(), Some(error.to_string()));
+        let (split_tx, mut split_rx) = mpsc::unbounded_channel();
+        let mut groups = FuturesUnordered::new();
+        groups.push(self.run_group(self.projectors.clone(), None, split_tx.clone()));
+        loop {
             tokio::select! {
-                _ = stop.wait_for(|stopped| *stopped) => return,
-                () = tokio::time::sleep(retry) => {}
+                Some((group, delay)) = split_rx.recv() => {
+                    groups.push(self.run_group(group, Some(delay), split_tx.clone()));
+                }
+                finished = groups.next() => {
+                    if finished.is_none() {
+                        return;
+                    }
+                }
             }
-            retry = (retry * 2).min(self.config.retry_max);
         }
     }
 
-    /// Follows the log from the committed checkpoint until stopped (`Ok`) or
-    /// until a batch fails (`Err`, with the batch rolled back).
+    /// Follows the log with `group` (after `delay`, if given) until stopped;
+    /// projectors that fail are handed to `splits` to retry on their own.
+    async fn run_group(
+        &self,
+        mut group: Vec<Arc<dyn Projector>>,
+        delay: Option<Duration>,
+        splits: mpsc::UnboundedSender<(Vec<Arc<dyn Projector>>, Duration)>,
+    ) {
+        let mut stop = self.stop.0.subscribe();
+        let mut retry = self.config.retry_initial;
+        if let Some(delay) = delay {
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            retry = (delay * 2).min(self.config.retry_max);
+        }
+        while !*stop.borrow() && !group.is_empty() {
+            let mut members = group.iter().map(Member::new).collect();
+            let Err(failure) = self.follow(&mut members, &mut stop, &mut retry).await else {
+                return;
+            };
+            for (projector, error) in &failure.failed {
+                tracing::warn!(
+                    projector = projector.name(),
+                    %error,
+                    retry_in_ms = u64::try_from(retry.as_millis()).unwrap_or(u64::MAX),
+                    "projector batch failed; retrying from its last checkpoint"
+                );
+                self.set_error(projector.name(), Some(error.clone()));
+            }
+            let failed: Vec<Arc<dyn Projector>> =
+                failure.failed.into_iter().map(|(p, _)| p).collect();
+            if members.is_empty() {
+                group = failed;
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    () = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(self.config.retry_max);
+            } else {
+                // The others carry on at once, from where they are.
+                group = members.into_iter().map(|m| m.projector).collect();
+                if splits.send((failed, retry)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Follows the log with `members` from their committed checkpoints until
+    /// stopped (`Ok`) or until a batch fails for some of them (`Err`, those
+    /// taken out of `members`, their part of the batch rolled back).
     async fn follow(
         &self,
-        projector: &dyn Projector,
+        members: &mut Vec<Member>,
         stop: &mut watch::Receiver<bool>,
         retry: &mut Duration,
-    ) -> Result<(), ProjectionError> {
-        let mut checkpoint = read_checkpoint(&self.pool, projector.name()).await?;
-        let after = checkpoint.as_ref().map(|c| c.position);
-        let mut batches = self
-            .store
-            .subscribe_all(after)
-            .await?
-            .ready_chunks(self.config.batch_size);
+    ) -> Result<(), PageFailure> {
+        if let Err(e) = self.load_checkpoints(members).await {
+            return Err(PageFailure::all(members, e));
+        }
+        let mut after = lowest(members);
+        let mut batches = match self.store.subscribe_all(after).await {
+            Ok(s) => s.ready_chunks(self.config.batch_size),
+            Err(e) => return Err(PageFailure::all(members, e.into())),
+        };
         loop {
             // Stopping is only checked between batches: a batch in progress
             // always gets to commit (or fail) before `run` returns.
@@ -285,13 +353,14 @@ impl ProjectorRuntime {
                 chunk = batches.next() => chunk,
             };
             let Some(chunk) = chunk else {
-                return Err(StoreError::Unavailable("the log subscription ended".into()).into());
+                let ended = StoreError::Unavailable("the log subscription ended".into());
+                return Err(PageFailure::all(members, ended.into()));
             };
-            let mut events = Vec::with_capacity(chunk.len());
+            let mut page = Vec::with_capacity(chunk.len());
             let mut failure = None;
             for item in chunk {
                 match item {
-                    Ok(event) => events.push(event),
+                    Ok(event) => page.push(DecodedEvent::new(event)),
                     Err(e) => {
                         // Apply what came before the error; the rest is read
                         // again after resubscribing.
@@ -300,16 +369,19 @@ impl ProjectorRuntime {
                     }
                 }
             }
-            if !events.is_empty() {
-                checkpoint = Some(
-                    self.apply_batch(projector, checkpoint.as_ref(), &events)
-                        .await?,
-                );
+            if let Some(last) = page.last() {
+                let last = last.event.position;
+                if let Some(failure) = self.apply_page(members, after, &page).await {
+                    return Err(failure);
+                }
+                after = Some(last);
                 *retry = self.config.retry_initial;
-                self.set_error(projector.name(), None);
+                for member in members.iter() {
+                    self.set_error(member.projector.name(), None);
+                }
             }
             if let Some(e) = failure {
-                return Err(e.into());
+                return Err(PageFailure::all(members, e.into()));
             }
         }
     }
@@ -324,53 +396,112 @@ impl ProjectorRuntime {
         };
     }
 
-    /// Applies `events` (non-empty, in log order, strictly after `from`) in
-    /// one transaction with the checkpoint that follows them.
-    async fn apply_batch(
-        &self,
-        projector: &dyn Projector,
-        from: Option<&Checkpoint>,
-        events: &[RecordedEvent],
-    ) -> Result<Checkpoint, ProjectionError> {
-        let Some(last) = events.last() else {
-            return Err(ProjectionError::Store(StoreError::Invalid(
-                "a batch needs at least one event".into(),
-            )));
-        };
-        // The store promises events strictly after the checkpoint, in
-        // order. Should a backend ever break that (a redelivery after a
-        // resubscribe), applying would count or charge twice: refuse loudly.
-        let mut previous = from.map(|c| c.position);
-        for event in events {
-            if previous.is_some_and(|p| event.position <= p) {
-                return Err(ProjectionError::Store(StoreError::Corrupt(format!(
-                    "the log delivered position {} after {}",
-                    event.position,
-                    previous.map_or_else(String::new, |p| p.to_string())
-                ))));
-            }
-            previous = Some(event.position);
+    /// Reads the committed checkpoint of every member.
+    async fn load_checkpoints(&self, members: &mut [Member]) -> Result<(), ProjectionError> {
+        for member in members {
+            member.checkpoint = read_checkpoint(&self.pool, member.projector.name()).await?;
         }
-        let next = Checkpoint {
-            name: projector.name().to_owned(),
-            position: last.position,
-            events_applied: from.map_or(0, |c| c.events_applied) + events.len() as u64,
-            last_recorded_at: last.metadata.recorded_at,
-        };
-        let mut conn = self.pool.acquire().await?;
-        let begin = Backend::of(&conn).begin_statement();
-        let mut tx = conn.begin_with(begin).await?;
-        let applied = async {
-            for event in events {
-                projector.apply(&mut tx, event).await?;
+        Ok(())
+    }
+
+    /// Applies `page` (read after `after`) to every member that has not
+    /// applied all of it. A member whose part fails is taken out and the
+    /// page applied again to the others, until it commits for all that are
+    /// left; what failed is returned.
+    async fn apply_page(
+        &self,
+        members: &mut Vec<Member>,
+        after: Option<Position>,
+        page: &[DecodedEvent],
+    ) -> Option<PageFailure> {
+        if let Err(e) = check_order(after, page) {
+            return Some(PageFailure::all(members, e));
+        }
+        let mut failure: Option<PageFailure> = None;
+        while !members.is_empty() {
+            let (failed, error) = match self.try_page(members, page).await {
+                Ok(()) => break,
+                Err(TryError::Member(i, e)) => (vec![members.remove(i)], e),
+                Err(TryError::All(e)) => (std::mem::take(members), e),
+            };
+            let message = error.to_string();
+            let failed = failed.into_iter().map(|m| (m.projector, message.clone()));
+            match &mut failure {
+                Some(f) => f.failed.extend(failed),
+                None => {
+                    failure = Some(PageFailure {
+                        failed: failed.collect(),
+                        first: error,
+                    })
+                }
             }
-            write_checkpoint(&mut tx, from.map(|c| c.position), &next).await
+        }
+        failure
+    }
+
+    /// Applies each member's part of `page` (the events after its
+    /// checkpoint) and moves its checkpoint, all in one transaction.
+    async fn try_page(
+        &self,
+        members: &mut [Member],
+        page: &[DecodedEvent],
+    ) -> Result<(), TryError> {
+        let Some(last) = page.last().map(|e| &e.event) else {
+            return Ok(());
+        };
+        let mut parts = Vec::with_capacity(members.len());
+        for (i, member) in members.iter().enumerate() {
+            let start = member.checkpoint.as_ref().map_or(0, |c| {
+                page.partition_point(|e| e.event.position <= c.position)
+            });
+            if start < page.len() {
+                let next = Checkpoint {
+                    name: member.projector.name().to_owned(),
+                    position: last.position,
+                    events_applied: member.checkpoint.as_ref().map_or(0, |c| c.events_applied)
+                        + (page.len() - start) as u64,
+                    last_recorded_at: last.metadata.recorded_at,
+                };
+                parts.push((i, start, next));
+            }
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| TryError::All(e.into()))?;
+        let begin = Backend::of(&conn).begin_statement();
+        let mut tx = conn
+            .begin_with(begin)
+            .await
+            .map_err(|e| TryError::All(e.into()))?;
+        let applied = async {
+            for (i, start, _) in &parts {
+                members[*i]
+                    .projector
+                    .apply_batch(&mut tx, &page[*start..])
+                    .await
+                    .map_err(|e| TryError::Member(*i, e))?;
+            }
+            for (i, _, next) in &parts {
+                let from = members[*i].checkpoint.as_ref().map(|c| c.position);
+                write_checkpoint(&mut tx, from, next)
+                    .await
+                    .map_err(|e| TryError::Member(*i, e))?;
+            }
+            Ok(())
         }
         .await;
         match applied {
             Ok(()) => {
-                tx.commit().await?;
-                Ok(next)
+                tx.commit().await.map_err(|e| TryError::All(e.into()))?;
+                for (i, _, next) in parts {
+                    members[i].checkpoint = Some(next);
+                }
+                Ok(())
             }
             Err(e) => {
                 // Dropping the transaction would roll back too; doing it here
@@ -382,38 +513,53 @@ impl ProjectorRuntime {
         }
     }
 
-    /// Applies batches until `projector`'s checkpoint reaches `target` (or
-    /// the end of the log when `None`, or when the log ends before it),
-    /// calling `on_batch` after each commit.
-    async fn catch_up_projector(
+    /// Reads the log once for all of `projectors` — from the lowest of their
+    /// checkpoints up to `target` (or the end of the log when `None`, or when
+    /// the log ends before it) — applying each page to every projector not
+    /// past it, and calling `on_batch` with the members' checkpoints after
+    /// each page. The next page is read and decoded while one is applied.
+    /// A projector that fails drops out; the others go on, and the first
+    /// error is returned at the end.
+    async fn catch_up_group(
         &self,
-        projector: &dyn Projector,
+        projectors: &[Arc<dyn Projector>],
         target: Option<Position>,
-        mut on_batch: impl FnMut(&Checkpoint),
-    ) -> Result<Option<Checkpoint>, ProjectionError> {
-        let mut checkpoint = read_checkpoint(&self.pool, projector.name()).await?;
-        loop {
-            let at = checkpoint.as_ref().map(|c| c.position);
-            if let (Some(target), Some(at)) = (target, at) {
-                if at >= target {
-                    return Ok(checkpoint);
-                }
-            }
-            let mut events = self.store.read_all(at, self.config.batch_size).await?;
-            // Never past the target: a replay "as of" a position applies
-            // exactly the events up to it.
-            if let Some(target) = target {
-                events.retain(|e| e.position <= target);
-            }
-            if events.is_empty() {
-                return Ok(checkpoint);
-            }
-            let next = self
-                .apply_batch(projector, checkpoint.as_ref(), &events)
-                .await?;
-            on_batch(&next);
-            checkpoint = Some(next);
+        mut on_batch: impl FnMut(&[Member]),
+    ) -> Result<(), ProjectionError> {
+        let mut members: Vec<Member> = projectors.iter().map(Member::new).collect();
+        self.load_checkpoints(&mut members).await?;
+        let reached = |m: &Member| match (target, &m.checkpoint) {
+            (Some(target), Some(c)) => c.position >= target,
+            _ => false,
+        };
+        members.retain(|m| !reached(m));
+        if members.is_empty() {
+            return Ok(());
         }
+        let mut pages = Pages::read(
+            Arc::clone(&self.store),
+            lowest(&members),
+            target,
+            self.config.batch_size,
+        );
+        let mut first_error = None;
+        while let Some(page) = pages.rx.recv().await {
+            let (after, page) = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    first_error.get_or_insert(e.into());
+                    break;
+                }
+            };
+            if let Some(failure) = self.apply_page(&mut members, after, &page).await {
+                first_error.get_or_insert(failure.first);
+            }
+            on_batch(&members);
+            if members.iter().all(reached) {
+                break;
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Brings every projector up to the current head of the log and returns.
@@ -430,20 +576,17 @@ impl ProjectorRuntime {
     /// Brings every projector to `position` — applying every event up to it
     /// and none after it — or to the end of the log if that comes first (it
     /// does not wait for future events). A projector already past
-    /// `position` is left where it is.
+    /// `position` is left where it is. The log is read once for all of
+    /// them.
     pub async fn run_until(&self, position: Position) -> Result<(), ProjectionError> {
-        let results =
-            futures::future::join_all(self.projectors.iter().map(|projector| {
-                self.catch_up_projector(projector.as_ref(), Some(position), |_| {})
-            }))
-            .await;
-        results.into_iter().try_for_each(|r| r.map(|_| ()))
+        self.catch_up_group(&self.projectors, Some(position), |_| {})
+            .await
     }
 
     /// Rebuilds one projector (`Some(name)`) or all of them from position
-    /// zero: for each, one transaction deletes every row of its tables and
-    /// its checkpoint, then it catches up to the head of the log as it was
-    /// when the rebuild started.
+    /// zero: one transaction deletes every row of their tables and their
+    /// checkpoints, then they catch up together, reading the log once, to
+    /// the head of the log as it was when the rebuild started.
     ///
     /// `progress(done, total)` is called at the start and after each batch,
     /// in commit-position units summed over the projectors rebuilt: on the
@@ -459,48 +602,53 @@ impl ProjectorRuntime {
         projector_name: Option<&str>,
         mut progress: impl FnMut(u64, u64),
     ) -> Result<(), ProjectionError> {
-        let selected: Vec<&Arc<dyn Projector>> = match projector_name {
-            Some(name) => vec![self
-                .projectors
-                .iter()
-                .find(|p| p.name() == name)
-                .ok_or_else(|| ProjectionError::UnknownProjector(name.to_owned()))?],
-            None => self.projectors.iter().collect(),
+        let selected: Vec<Arc<dyn Projector>> = match projector_name {
+            Some(name) => vec![Arc::clone(
+                self.projectors
+                    .iter()
+                    .find(|p| p.name() == name)
+                    .ok_or_else(|| ProjectionError::UnknownProjector(name.to_owned()))?,
+            )],
+            None => self.projectors.clone(),
         };
         let head = self.store.head().await?;
         let per_projector = head.map_or(0, |h| h.commit);
         let total = per_projector * selected.len() as u64;
         progress(0, total);
-        for (i, projector) in selected.into_iter().enumerate() {
-            let base = per_projector * i as u64;
-            self.reset(projector.as_ref()).await?;
-            if let Some(head) = head {
-                self.catch_up_projector(projector.as_ref(), Some(head), |c| {
-                    progress(base + c.position.commit.min(per_projector), total)
-                })
-                .await?;
-            }
-            progress(base + per_projector, total);
+        self.reset(&selected).await?;
+        if let Some(head) = head {
+            let mut done: HashMap<&'static str, u64> = HashMap::new();
+            self.catch_up_group(&selected, Some(head), |members| {
+                for m in members {
+                    let at = m.checkpoint.as_ref().map_or(0, |c| c.position.commit);
+                    done.insert(m.projector.name(), at.min(per_projector));
+                }
+                progress(done.values().sum(), total);
+            })
+            .await?;
         }
+        progress(total, total);
         Ok(())
     }
 
-    /// Deletes a projector's rows and checkpoint in one transaction.
-    async fn reset(&self, projector: &dyn Projector) -> Result<(), ProjectionError> {
+    /// Deletes the projectors' rows and checkpoints in one transaction.
+    async fn reset(&self, projectors: &[Arc<dyn Projector>]) -> Result<(), ProjectionError> {
         let mut conn = self.pool.acquire().await?;
         let begin = Backend::of(&conn).begin_statement();
         let mut tx = conn.begin_with(begin).await?;
-        for table in projector.tables() {
-            // Table names come from the projector's static list, never from
-            // input, so formatting them into the statement is safe.
-            sqlx::query(&format!("DELETE FROM {table}"))
+        for projector in projectors {
+            for table in projector.tables() {
+                // Table names come from the projector's static list, never
+                // from input, so formatting them into the statement is safe.
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM projector_checkpoints WHERE name = $1")
+                .bind(projector.name())
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM projector_checkpoints WHERE name = $1")
-            .bind(projector.name())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -549,6 +697,135 @@ impl ProjectorRuntime {
             });
         }
         Ok(statuses)
+    }
+}
+
+/// A projector following the log with others, and its committed checkpoint.
+struct Member {
+    projector: Arc<dyn Projector>,
+    checkpoint: Option<Checkpoint>,
+}
+
+impl Member {
+    fn new(projector: &Arc<dyn Projector>) -> Self {
+        Self {
+            projector: Arc::clone(projector),
+            checkpoint: None,
+        }
+    }
+}
+
+/// The lowest checkpoint of `members`: where one reader for all starts.
+fn lowest(members: &[Member]) -> Option<Position> {
+    members
+        .iter()
+        .map(|m| m.checkpoint.as_ref().map(|c| c.position))
+        .min()
+        .flatten()
+}
+
+/// The projectors a batch failed for (with each one's error) and the first
+/// error.
+struct PageFailure {
+    failed: Vec<(Arc<dyn Projector>, String)>,
+    first: ProjectionError,
+}
+
+impl PageFailure {
+    /// Every member failed with `error` (and is taken out).
+    fn all(members: &mut Vec<Member>, error: ProjectionError) -> Self {
+        let message = error.to_string();
+        Self {
+            failed: members
+                .drain(..)
+                .map(|m| (m.projector, message.clone()))
+                .collect(),
+            first: error,
+        }
+    }
+}
+
+/// Why a batch transaction was rolled back.
+enum TryError {
+    /// The member at this index failed (its rows or its checkpoint).
+    Member(usize, ProjectionError),
+    /// The transaction itself failed.
+    All(ProjectionError),
+}
+
+/// The store promises events strictly after the position read from, in
+/// order. Should a backend ever break that (a redelivery after a
+/// resubscribe), applying would count or charge twice: refuse loudly.
+fn check_order(after: Option<Position>, page: &[DecodedEvent]) -> Result<(), ProjectionError> {
+    let mut previous = after;
+    for e in page {
+        let position = e.event.position;
+        if previous.is_some_and(|p| position <= p) {
+            return Err(ProjectionError::Store(StoreError::Corrupt(format!(
+                "the log delivered position {} after {}",
+                position,
+                previous.map_or_else(String::new, |p| p.to_string())
+            ))));
+        }
+        previous = Some(position);
+    }
+    Ok(())
+}
+
+/// A page of the log and the position it was read after.
+type Page = (Option<Position>, Vec<DecodedEvent>);
+
+/// Pages of the log read and decoded ahead by a task of their own, each
+/// with the position it was read after; at most one page waits while
+/// another is applied, so memory stays bounded by the batch size.
+struct Pages {
+    rx: mpsc::Receiver<Result<Page, StoreError>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Pages {
+    /// Reads the log after `from`, `size` events a page, up to `target`.
+    fn read(
+        store: Arc<dyn EventStore>,
+        from: Option<Position>,
+        target: Option<Position>,
+        size: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            let mut after = from;
+            loop {
+                let mut events = match store.read_all(after, size).await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                let read = events.len();
+                // Never past the target: a replay "as of" a position applies
+                // exactly the events up to it.
+                if let Some(target) = target {
+                    events.retain(|e| e.position <= target);
+                }
+                let Some(last) = events.last().map(|e| e.position) else {
+                    return;
+                };
+                let past_target = events.len() < read;
+                let page = events.into_iter().map(DecodedEvent::new).collect();
+                if tx.send(Ok((after, page))).await.is_err() || past_target {
+                    return;
+                }
+                after = Some(last);
+            }
+        });
+        Self { rx, task }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -670,25 +947,25 @@ async fn write_checkpoint(
 /// and duplicates nothing.
 ///
 /// It delegates to `inner` (same name, same tables, so it shares the inner
-/// projector's checkpoint) but fails its `fail_at`-th `apply` call, counted
-/// from its creation or its previous injected failure, `failures` times. The
-/// failing call's batch is rolled back and the count restarts, so with a
-/// fixed batch size, `fail_at = k × batch_size + n` (n ≤ batch size) kills
-/// the `n`-th event of the `(k + 1)`-th batch after each (re)start, until the
-/// failures are used up.
+/// projector's checkpoint) but fails at its `fail_at`-th event, counted over
+/// the batches given to it since its creation or its previous injected
+/// failure, `failures` times. The failing batch is rolled back and the count
+/// restarts, so with a fixed batch size, `fail_at = k × batch_size + n`
+/// (n ≤ batch size) kills the `n`-th event of the `(k + 1)`-th batch after
+/// each (re)start, until the failures are used up.
 pub struct FailingProjector {
     /// The projector that does the work.
     inner: Arc<dyn Projector>,
-    /// Which call fails (1-based).
+    /// Which event fails (1-based).
     fail_at: u64,
     /// Injected failures still to come.
     failures_left: AtomicU64,
-    /// `apply` calls since creation or the last injected failure.
+    /// Events given to it since creation or the last injected failure.
     calls: AtomicU64,
 }
 
 impl FailingProjector {
-    /// Wraps `inner` to fail its `fail_at`-th apply call (1-based), `failures`
+    /// Wraps `inner` to fail at its `fail_at`-th event (1-based), `failures`
     /// times over.
     pub fn new(inner: Arc<dyn Projector>, fail_at: u64, failures: u64) -> Self {
         Self {
@@ -715,24 +992,30 @@ impl Projector for FailingProjector {
         self.inner.tables()
     }
 
-    async fn apply(
+    async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
-        event: &RecordedEvent,
+        events: &[DecodedEvent],
     ) -> Result<(), ProjectionError> {
         if self.failures_left.load(Ordering::SeqCst) > 0 {
-            let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if call >= self.fail_at {
+            let len = events.len() as u64;
+            let before = self.calls.fetch_add(len, Ordering::SeqCst);
+            if before + len >= self.fail_at {
                 self.calls.store(0, Ordering::SeqCst);
                 self.failures_left.fetch_sub(1, Ordering::SeqCst);
+                let at = usize::try_from(self.fail_at.saturating_sub(before + 1))
+                    .unwrap_or(usize::MAX)
+                    .min(events.len().saturating_sub(1));
+                let (position, event_type) = events
+                    .get(at)
+                    .map(|e| (e.event.position.to_string(), e.event.event_type.as_str()))
+                    .unwrap_or_default();
                 return Err(ProjectionError::Injected(format!(
-                    "{} failed on purpose at event {} ({})",
+                    "{} failed on purpose at event {position} ({event_type})",
                     self.inner.name(),
-                    event.position,
-                    event.event_type
                 )));
             }
         }
-        self.inner.apply(conn, event).await
+        self.inner.apply_batch(conn, events).await
     }
 }

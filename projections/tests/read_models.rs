@@ -26,7 +26,7 @@ use basketry_domain::{Actor, AllocationId, BasisPoints, Reason, StrategyId};
 use basketry_projections::projectors;
 use basketry_projections::runtime::checkpoints;
 use basketry_projections::{
-    FailingProjector, ProjectionError, Projector, ProjectorRuntime, RuntimeConfig,
+    DecodedEvent, FailingProjector, ProjectionError, Projector, ProjectorRuntime, RuntimeConfig,
 };
 use basketry_store::chain::format_timestamp;
 use basketry_store::{Position, RecordedEvent, Revision, StreamId};
@@ -1118,13 +1118,15 @@ impl Projector for Slow {
         self.0.tables()
     }
 
-    async fn apply(
+    async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
-        event: &RecordedEvent,
+        events: &[DecodedEvent],
     ) -> Result<(), ProjectionError> {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        self.0.apply(conn, event).await
+        for _ in events {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.0.apply_batch(conn, events).await
     }
 }
 

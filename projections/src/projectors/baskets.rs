@@ -16,9 +16,9 @@ use basketry_store::RecordedEvent;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use super::{int, json, one_row, parse_json, ts};
+use super::{execute_rows, in_list_sql, json, one_row, parse_json, ts, AnyQuery, BindRow};
 use crate::runtime::db_int;
-use crate::{decode, ProjectionError, Projector};
+use crate::{DecodedEvent, ProjectionError, Projector};
 
 /// Projects baskets and templates.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,30 +34,136 @@ impl Projector for BasketsProjector {
         &["rm_baskets", "rm_template_tags"]
     }
 
-    async fn apply(
+    /// Basket events are applied one by one; the subscriber counts of the
+    /// subscription events between two of them are summed per template and
+    /// written with one statement (before the next basket event, and at the
+    /// end of the batch), so every count update still meets its template's
+    /// row exactly when the one-by-one update would have.
+    async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
-        event: &RecordedEvent,
+        events: &[DecodedEvent],
     ) -> Result<(), ProjectionError> {
-        if let Some(e) = decode::<BasketEvent>(event)? {
-            return apply_basket(conn, event, e).await;
-        }
-        // Only two subscription events move the counter; the others are not
-        // decoded here (the subscriptions projector is loud about them).
-        if matches!(
-            event.event_type.as_str(),
-            "SubscribedToTemplate" | "SubscriptionCancelled"
-        ) {
-            match decode::<SubscriptionEvent>(event)? {
-                Some(SubscriptionEvent::SubscribedToTemplate(e)) => {
-                    return count_subscriber(conn, event, &e.template_id, 1).await;
+        let mut counts = Counts::default();
+        for decoded in events {
+            let event = &decoded.event;
+            if let Some(e) = decoded.basket()? {
+                counts.flush(conn, events).await?;
+                apply_basket(conn, event, e).await?;
+                continue;
+            }
+            // Only two subscription events move the counter; the others are
+            // not looked at here (the subscriptions projector is loud about
+            // them).
+            if matches!(
+                event.event_type.as_str(),
+                "SubscribedToTemplate" | "SubscriptionCancelled"
+            ) {
+                match decoded.subscription()? {
+                    Some(SubscriptionEvent::SubscribedToTemplate(e)) => {
+                        counts.add(&e.template_id, 1, decoded);
+                    }
+                    Some(SubscriptionEvent::SubscriptionCancelled(e)) => {
+                        counts.add(&e.template_id, -1, decoded);
+                    }
+                    _ => {}
                 }
-                Some(SubscriptionEvent::SubscriptionCancelled(e)) => {
-                    return count_subscriber(conn, event, &e.template_id, -1).await;
-                }
-                _ => {}
             }
         }
+        counts.flush(conn, events).await
+    }
+}
+
+/// Subscriber count changes not yet written: per template, the sum and the
+/// first event that asked for it (named if the template has no row).
+#[derive(Default)]
+struct Counts {
+    deltas: Vec<Delta>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+struct Delta {
+    template_id: String,
+    delta: i64,
+    /// Position of the first event of the batch that moved it.
+    position: basketry_store::Position,
+}
+
+impl BindRow for Delta {
+    const COLS: usize = 2;
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query.bind(self.template_id.as_str()).bind(self.delta)
+    }
+}
+
+impl Counts {
+    fn add(&mut self, template_id: &TemplateId, delta: i64, event: &DecodedEvent) {
+        let id = template_id.to_string();
+        match self.index.get(&id) {
+            Some(&i) => self.deltas[i].delta += delta,
+            None => {
+                self.index.insert(id.clone(), self.deltas.len());
+                self.deltas.push(Delta {
+                    template_id: id,
+                    delta,
+                    position: event.event.position,
+                });
+            }
+        }
+    }
+
+    /// Writes the pending changes; a template without a row is an
+    /// inconsistency of the first event that counted it.
+    async fn flush(
+        &mut self,
+        conn: &mut AnyConnection,
+        events: &[DecodedEvent],
+    ) -> Result<(), ProjectionError> {
+        if self.deltas.is_empty() {
+            return Ok(());
+        }
+        let updated = execute_rows(
+            conn,
+            "UPDATE rm_baskets SET subscriber_count = subscriber_count + d.column2 FROM (VALUES",
+            ") AS d WHERE rm_baskets.basket_id = d.column1",
+            &self.deltas,
+        )
+        .await?;
+        if updated != self.deltas.len() as u64 {
+            let ids: Vec<String> = self.deltas.iter().map(|d| d.template_id.clone()).collect();
+            let mut found = std::collections::HashSet::new();
+            for chunk in ids.chunks(1_000) {
+                let sql = in_list_sql(
+                    conn,
+                    "SELECT basket_id FROM rm_baskets WHERE basket_id IN",
+                    chunk.len(),
+                    "",
+                );
+                let mut query = sqlx::query_scalar::<_, String>(&sql);
+                for id in chunk {
+                    query = query.bind(id.as_str());
+                }
+                found.extend(query.fetch_all(&mut *conn).await?);
+            }
+            let missing = self
+                .deltas
+                .iter()
+                .filter(|d| !found.contains(&d.template_id))
+                .min_by_key(|d| d.position);
+            if let Some(event) = missing.and_then(|d| {
+                events
+                    .iter()
+                    .find(|e| e.event.position == d.position)
+                    .map(|e| &e.event)
+            }) {
+                return Err(ProjectionError::inconsistent(
+                    event,
+                    "expected one template row, found 0",
+                ));
+            }
+        }
+        self.deltas.clear();
+        self.index.clear();
         Ok(())
     }
 }
@@ -65,11 +171,11 @@ impl Projector for BasketsProjector {
 async fn apply_basket(
     conn: &mut AnyConnection,
     event: &RecordedEvent,
-    e: BasketEvent,
+    e: &BasketEvent,
 ) -> Result<(), ProjectionError> {
     let revision = db_int(e.revision())?;
     let at = ts(&e.at());
-    match &e {
+    match e {
         BasketEvent::BasketCreated(c) => {
             let strategies = strategies_json(event, &c.strategies)?;
             sqlx::query(
@@ -305,20 +411,4 @@ async fn replace_tags(
         .await?;
     }
     Ok(())
-}
-
-async fn count_subscriber(
-    conn: &mut AnyConnection,
-    event: &RecordedEvent,
-    template_id: &TemplateId,
-    delta: i32,
-) -> Result<(), ProjectionError> {
-    let result = sqlx::query(
-        "UPDATE rm_baskets SET subscriber_count = subscriber_count + $2 WHERE basket_id = $1",
-    )
-    .bind(template_id.to_string())
-    .bind(int(delta))
-    .execute(&mut *conn)
-    .await?;
-    one_row(result, event, "template")
 }

@@ -29,7 +29,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{json, one_row};
 use crate::runtime::db_int;
-use crate::{decode, ProjectionError, Projector};
+use crate::{DecodedEvent, ProjectionError, Projector};
 
 /// Projects the execution schedule.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,87 +45,98 @@ impl Projector for ScheduleProjector {
         &["rm_execution_baskets", "rm_execution_schedule"]
     }
 
-    async fn apply(
+    async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
-        event: &RecordedEvent,
+        events: &[DecodedEvent],
     ) -> Result<(), ProjectionError> {
-        let Some(e) = decode::<BasketEvent>(event)? else {
-            return Ok(());
-        };
-        let revision = db_int(e.revision())?;
-        match &e {
-            BasketEvent::BasketCreated(c) => {
-                let basket_id = c.basket_id.to_string();
-                sqlx::query(
-                    "INSERT INTO rm_execution_baskets (basket_id, owner_id, owner_trades, revision) \
-                     VALUES ($1, $2, 1, $3) \
-                     ON CONFLICT (basket_id) DO UPDATE SET owner_id = excluded.owner_id, \
-                     owner_trades = excluded.owner_trades, revision = excluded.revision",
-                )
-                .bind(&basket_id)
-                .bind(c.owner_id.to_string())
-                .bind(revision)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query("DELETE FROM rm_execution_schedule WHERE basket_id = $1")
-                    .bind(&basket_id)
-                    .execute(&mut *conn)
-                    .await?;
-                let basket = BasketRow {
-                    basket_id,
-                    owner_id: c.owner_id.to_string(),
-                    owner_trades: 1,
-                };
-                for strategy in &c.strategies {
-                    insert_rows(conn, event, &basket, strategy, revision).await?;
-                }
-            }
-            BasketEvent::StrategyAdded(s) => {
-                let basket = set_revision(conn, event, &s.basket_id, revision).await?;
-                insert_rows(conn, event, &basket, &s.strategy, revision).await?;
-            }
-            BasketEvent::StrategyReplaced(s) => {
-                let basket = set_revision(conn, event, &s.basket_id, revision).await?;
-                delete_rows(conn, &s.basket_id, &s.strategy.strategy_id).await?;
-                insert_rows(conn, event, &basket, &s.strategy, revision).await?;
-            }
-            BasketEvent::StrategyRemoved(s) => {
-                set_revision(conn, event, &s.basket_id, revision).await?;
-                delete_rows(conn, &s.basket_id, &s.strategy_id).await?;
-            }
-            BasketEvent::TemplatePublished(p) => {
-                let id = p.template_id.to_string();
-                let result = sqlx::query(
-                    "UPDATE rm_execution_baskets SET owner_trades = 0, revision = $2 \
-                     WHERE basket_id = $1",
-                )
-                .bind(&id)
-                .bind(revision)
-                .execute(&mut *conn)
-                .await?;
-                one_row(result, event, "basket")?;
-                sqlx::query(
-                    "UPDATE rm_execution_schedule SET owner_trades = 0, basket_revision = $2 \
-                     WHERE basket_id = $1",
-                )
-                .bind(&id)
-                .bind(revision)
-                .execute(&mut *conn)
-                .await?;
-            }
-            BasketEvent::BasketUpdated(u) => {
-                set_revision(conn, event, &u.basket_id, revision).await?;
-            }
-            BasketEvent::MarketplaceConfigUpdated(u) => {
-                set_revision(conn, event, &u.template_id, revision).await?;
-            }
-            BasketEvent::TemplateUnpublished(u) => {
-                set_revision(conn, event, &u.template_id, revision).await?;
+        for decoded in events {
+            if let Some(e) = decoded.basket()? {
+                apply_one(conn, &decoded.event, e).await?;
             }
         }
         Ok(())
     }
+}
+
+/// Applies one basket event.
+async fn apply_one(
+    conn: &mut AnyConnection,
+    event: &RecordedEvent,
+    e: &BasketEvent,
+) -> Result<(), ProjectionError> {
+    let revision = db_int(e.revision())?;
+    match &e {
+        BasketEvent::BasketCreated(c) => {
+            let basket_id = c.basket_id.to_string();
+            sqlx::query(
+                "INSERT INTO rm_execution_baskets (basket_id, owner_id, owner_trades, revision) \
+                     VALUES ($1, $2, 1, $3) \
+                     ON CONFLICT (basket_id) DO UPDATE SET owner_id = excluded.owner_id, \
+                     owner_trades = excluded.owner_trades, revision = excluded.revision",
+            )
+            .bind(&basket_id)
+            .bind(c.owner_id.to_string())
+            .bind(revision)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM rm_execution_schedule WHERE basket_id = $1")
+                .bind(&basket_id)
+                .execute(&mut *conn)
+                .await?;
+            let basket = BasketRow {
+                basket_id,
+                owner_id: c.owner_id.to_string(),
+                owner_trades: 1,
+            };
+            for strategy in &c.strategies {
+                insert_rows(conn, event, &basket, strategy, revision).await?;
+            }
+        }
+        BasketEvent::StrategyAdded(s) => {
+            let basket = set_revision(conn, event, &s.basket_id, revision).await?;
+            insert_rows(conn, event, &basket, &s.strategy, revision).await?;
+        }
+        BasketEvent::StrategyReplaced(s) => {
+            let basket = set_revision(conn, event, &s.basket_id, revision).await?;
+            delete_rows(conn, &s.basket_id, &s.strategy.strategy_id).await?;
+            insert_rows(conn, event, &basket, &s.strategy, revision).await?;
+        }
+        BasketEvent::StrategyRemoved(s) => {
+            set_revision(conn, event, &s.basket_id, revision).await?;
+            delete_rows(conn, &s.basket_id, &s.strategy_id).await?;
+        }
+        BasketEvent::TemplatePublished(p) => {
+            let id = p.template_id.to_string();
+            let result = sqlx::query(
+                "UPDATE rm_execution_baskets SET owner_trades = 0, revision = $2 \
+                     WHERE basket_id = $1",
+            )
+            .bind(&id)
+            .bind(revision)
+            .execute(&mut *conn)
+            .await?;
+            one_row(result, event, "basket")?;
+            sqlx::query(
+                "UPDATE rm_execution_schedule SET owner_trades = 0, basket_revision = $2 \
+                     WHERE basket_id = $1",
+            )
+            .bind(&id)
+            .bind(revision)
+            .execute(&mut *conn)
+            .await?;
+        }
+        BasketEvent::BasketUpdated(u) => {
+            set_revision(conn, event, &u.basket_id, revision).await?;
+        }
+        BasketEvent::MarketplaceConfigUpdated(u) => {
+            set_revision(conn, event, &u.template_id, revision).await?;
+        }
+        BasketEvent::TemplateUnpublished(u) => {
+            set_revision(conn, event, &u.template_id, revision).await?;
+        }
+    }
+    Ok(())
 }
 
 /// What a strategy's rows repeat of their basket.

@@ -16,20 +16,74 @@
 //! and allocation changes, not with charges (a billing run's `charged_at` is
 //! its `as_of`, which may lie before the last change).
 
+use std::collections::HashMap;
+
 use basketry_domain::subscription::{SubscriptionEvent, SubscriptionStatus};
-use basketry_domain::{Actor, Reason, SubscriptionId};
+use basketry_domain::{Actor, Reason};
 use basketry_store::RecordedEvent;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
-use super::{date, json, one_row, parse_json, ts};
+use super::{
+    date, execute_rows, in_list_sql, json, parse_json, statement_chunks, ts, AnyQuery, BindRow,
+};
 use crate::runtime::db_int;
-use crate::{decode, ProjectionError, Projector};
+use crate::{DecodedEvent, ProjectionError, Projector};
 
 /// Projects subscriptions.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubscriptionsProjector;
+
+/// A row of `rm_subscriptions`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    subscription_id: String,
+    created_position: i64,
+    user_id: String,
+    user_email: String,
+    template_id: String,
+    template_name: String,
+    partner_id: Option<String>,
+    api_key_id: Option<String>,
+    status: String,
+    pricing_type: String,
+    monthly_fee: i64,
+    currency: String,
+    allocations: String,
+    next_billing_date: Option<String>,
+    status_history: String,
+    created_at: String,
+    updated_at: String,
+}
+
+const COLUMNS: &str = "subscription_id, created_position, user_id, user_email, template_id, \
+     template_name, partner_id, api_key_id, status, pricing_type, monthly_fee, currency, \
+     allocations, next_billing_date, status_history, created_at, updated_at";
+
+impl BindRow for Row {
+    const COLS: usize = 17;
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(self.subscription_id.as_str())
+            .bind(self.created_position)
+            .bind(self.user_id.as_str())
+            .bind(self.user_email.as_str())
+            .bind(self.template_id.as_str())
+            .bind(self.template_name.as_str())
+            .bind(self.partner_id.as_deref())
+            .bind(self.api_key_id.as_deref())
+            .bind(self.status.as_str())
+            .bind(self.pricing_type.as_str())
+            .bind(self.monthly_fee)
+            .bind(self.currency.as_str())
+            .bind(self.allocations.as_str())
+            .bind(self.next_billing_date.as_deref())
+            .bind(self.status_history.as_str())
+            .bind(self.created_at.as_str())
+            .bind(self.updated_at.as_str())
+    }
+}
 
 #[async_trait::async_trait]
 impl Projector for SubscriptionsProjector {
@@ -41,128 +95,229 @@ impl Projector for SubscriptionsProjector {
         &["rm_subscriptions"]
     }
 
-    async fn apply(
+    /// Works the batch out in memory, event by event, over the rows it
+    /// touches (those from before the batch read in one statement first),
+    /// then writes each touched row once.
+    async fn apply_batch(
         &self,
         conn: &mut AnyConnection,
-        event: &RecordedEvent,
+        events: &[DecodedEvent],
     ) -> Result<(), ProjectionError> {
-        let Some(e) = decode::<SubscriptionEvent>(event)? else {
-            return Ok(());
-        };
-        match e {
-            SubscriptionEvent::SubscribedToTemplate(s) => {
-                let history = vec![history_entry(None, s.status, &s.actor, None, &s.at)];
-                sqlx::query(
-                    "INSERT INTO rm_subscriptions (subscription_id, created_position, user_id, \
-                     user_email, template_id, template_name, partner_id, api_key_id, status, \
-                     pricing_type, monthly_fee, currency, allocations, next_billing_date, \
-                     status_history, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-                     $16, $16) \
-                     ON CONFLICT (subscription_id) DO UPDATE SET \
-                     created_position = excluded.created_position, user_id = excluded.user_id, \
-                     user_email = excluded.user_email, template_id = excluded.template_id, \
-                     template_name = excluded.template_name, partner_id = excluded.partner_id, \
-                     api_key_id = excluded.api_key_id, status = excluded.status, \
-                     pricing_type = excluded.pricing_type, monthly_fee = excluded.monthly_fee, \
-                     currency = excluded.currency, allocations = excluded.allocations, \
-                     next_billing_date = excluded.next_billing_date, \
-                     status_history = excluded.status_history, \
-                     created_at = excluded.created_at, updated_at = excluded.updated_at",
-                )
-                .bind(s.subscription_id.to_string())
-                .bind(db_int(event.position.commit)?)
-                .bind(s.user_id.to_string())
-                .bind(s.user_email.to_string())
-                .bind(s.template_id.to_string())
-                .bind(s.template_name.to_string())
-                .bind(s.partner_id.as_ref().map(ToString::to_string))
-                .bind(s.api_key_id.as_ref().map(ToString::to_string))
-                .bind(s.status.to_string())
-                .bind(s.pricing_type.to_string())
-                .bind(s.price.amount_minor())
-                .bind(s.price.currency().to_string())
-                .bind(json(event, &s.allocations)?)
-                .bind(s.next_billing_date.as_ref().map(date))
-                .bind(json(event, &history)?)
-                .bind(ts(&s.at))
-                .execute(&mut *conn)
-                .await?;
-            }
-            SubscriptionEvent::SubscriptionPaused(p) => {
-                let change = Change {
-                    subscription_id: &p.subscription_id,
-                    from: p.from,
-                    to: SubscriptionStatus::Paused,
-                    actor: &p.actor,
-                    reason: p.reason.as_ref(),
-                    at: &p.at,
-                };
-                change_status(conn, event, change, Billing::Keep).await?;
-            }
-            SubscriptionEvent::SubscriptionResumed(r) => {
-                let change = Change {
-                    subscription_id: &r.subscription_id,
-                    from: r.from,
-                    to: SubscriptionStatus::Active,
-                    actor: &r.actor,
-                    reason: r.reason.as_ref(),
-                    at: &r.at,
-                };
-                let billing = match &r.new_billing_anchor {
-                    Some(anchor) => Billing::Set(date(anchor)),
-                    None => Billing::Keep,
-                };
-                change_status(conn, event, change, billing).await?;
-            }
-            SubscriptionEvent::SubscriptionCancelled(c) => {
-                let change = Change {
-                    subscription_id: &c.subscription_id,
-                    from: c.from,
-                    to: SubscriptionStatus::Cancelled,
-                    actor: &c.actor,
-                    reason: c.reason.as_ref(),
-                    at: &c.at,
-                };
-                change_status(conn, event, change, Billing::Clear).await?;
-            }
-            SubscriptionEvent::BrokerAllocationsSet(a) => {
-                let result = sqlx::query(
-                    "UPDATE rm_subscriptions SET allocations = $2, updated_at = $3 \
-                     WHERE subscription_id = $1",
-                )
-                .bind(a.subscription_id.to_string())
-                .bind(json(event, &a.allocations)?)
-                .bind(ts(&a.at))
-                .execute(&mut *conn)
-                .await?;
-                one_row(result, event, "subscription")?;
-            }
-            SubscriptionEvent::SubscriptionCharged(c) => {
-                // A cancelled subscription is never charged; the CASE only
-                // keeps "NULL once cancelled" true whatever the log says.
-                let result = sqlx::query(
-                    "UPDATE rm_subscriptions SET next_billing_date = \
-                     CASE WHEN status = 'CANCELLED' THEN NULL ELSE $2 END \
-                     WHERE subscription_id = $1",
-                )
-                .bind(c.subscription_id.to_string())
-                .bind(date(&c.period_end))
-                .execute(&mut *conn)
-                .await?;
-                one_row(result, event, "subscription")?;
-            }
-            // A subscription id claimed so that it is never created: there
-            // is no subscription to show.
-            SubscriptionEvent::SubscriptionAbandoned(_) => {}
+        let mut rows = load(conn, events).await?;
+        // Rows of `rows` that the batch changed, in the order first touched.
+        let mut touched: Vec<String> = Vec::new();
+        for decoded in events {
+            let event = &decoded.event;
+            let Some(e) = decoded.subscription()? else {
+                continue;
+            };
+            let id = match e {
+                SubscriptionEvent::SubscribedToTemplate(s) => {
+                    let history = vec![history_entry(None, s.status, &s.actor, None, &s.at)];
+                    let row = Row {
+                        subscription_id: s.subscription_id.to_string(),
+                        created_position: db_int(event.position.commit)?,
+                        user_id: s.user_id.to_string(),
+                        user_email: s.user_email.to_string(),
+                        template_id: s.template_id.to_string(),
+                        template_name: s.template_name.to_string(),
+                        partner_id: s.partner_id.as_ref().map(ToString::to_string),
+                        api_key_id: s.api_key_id.as_ref().map(ToString::to_string),
+                        status: s.status.to_string(),
+                        pricing_type: s.pricing_type.to_string(),
+                        monthly_fee: s.price.amount_minor(),
+                        currency: s.price.currency().to_string(),
+                        allocations: json(event, &s.allocations)?,
+                        next_billing_date: s.next_billing_date.as_ref().map(date),
+                        status_history: json(event, &history)?,
+                        created_at: ts(&s.at),
+                        updated_at: ts(&s.at),
+                    };
+                    let id = row.subscription_id.clone();
+                    rows.insert(id.clone(), Some(row));
+                    id
+                }
+                SubscriptionEvent::SubscriptionPaused(p) => {
+                    let change = Change {
+                        from: p.from,
+                        to: SubscriptionStatus::Paused,
+                        actor: &p.actor,
+                        reason: p.reason.as_ref(),
+                        at: &p.at,
+                    };
+                    let id = p.subscription_id.to_string();
+                    change_status(
+                        row_of(&mut rows, &id, event, Missing::Status)?,
+                        event,
+                        change,
+                        Billing::Keep,
+                    )?;
+                    id
+                }
+                SubscriptionEvent::SubscriptionResumed(r) => {
+                    let change = Change {
+                        from: r.from,
+                        to: SubscriptionStatus::Active,
+                        actor: &r.actor,
+                        reason: r.reason.as_ref(),
+                        at: &r.at,
+                    };
+                    let billing = match &r.new_billing_anchor {
+                        Some(anchor) => Billing::Set(date(anchor)),
+                        None => Billing::Keep,
+                    };
+                    let id = r.subscription_id.to_string();
+                    change_status(
+                        row_of(&mut rows, &id, event, Missing::Status)?,
+                        event,
+                        change,
+                        billing,
+                    )?;
+                    id
+                }
+                SubscriptionEvent::SubscriptionCancelled(c) => {
+                    let change = Change {
+                        from: c.from,
+                        to: SubscriptionStatus::Cancelled,
+                        actor: &c.actor,
+                        reason: c.reason.as_ref(),
+                        at: &c.at,
+                    };
+                    let id = c.subscription_id.to_string();
+                    change_status(
+                        row_of(&mut rows, &id, event, Missing::Status)?,
+                        event,
+                        change,
+                        Billing::Clear,
+                    )?;
+                    id
+                }
+                SubscriptionEvent::BrokerAllocationsSet(a) => {
+                    let id = a.subscription_id.to_string();
+                    let row = row_of(&mut rows, &id, event, Missing::Update)?;
+                    row.allocations = json(event, &a.allocations)?;
+                    row.updated_at = ts(&a.at);
+                    id
+                }
+                SubscriptionEvent::SubscriptionCharged(c) => {
+                    let id = c.subscription_id.to_string();
+                    let row = row_of(&mut rows, &id, event, Missing::Update)?;
+                    // A cancelled subscription is never charged; this only
+                    // keeps "NULL once cancelled" true whatever the log says.
+                    row.next_billing_date =
+                        (row.status != "CANCELLED").then(|| date(&c.period_end));
+                    id
+                }
+                // A subscription id claimed so that it is never created: there
+                // is no subscription to show.
+                SubscriptionEvent::SubscriptionAbandoned(_) => continue,
+            };
+            touched.push(id);
         }
+        let mut seen = std::collections::HashSet::with_capacity(touched.len());
+        let written: Vec<&Row> = touched
+            .iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .filter_map(|id| rows.get(id).and_then(Option::as_ref))
+            .collect();
+        execute_rows(
+            conn,
+            &format!("INSERT INTO rm_subscriptions ({COLUMNS}) VALUES"),
+            "ON CONFLICT (subscription_id) DO UPDATE SET \
+             created_position = excluded.created_position, user_id = excluded.user_id, \
+             user_email = excluded.user_email, template_id = excluded.template_id, \
+             template_name = excluded.template_name, partner_id = excluded.partner_id, \
+             api_key_id = excluded.api_key_id, status = excluded.status, \
+             pricing_type = excluded.pricing_type, monthly_fee = excluded.monthly_fee, \
+             currency = excluded.currency, allocations = excluded.allocations, \
+             next_billing_date = excluded.next_billing_date, \
+             status_history = excluded.status_history, \
+             created_at = excluded.created_at, updated_at = excluded.updated_at",
+            &written,
+        )
+        .await?;
         Ok(())
     }
 }
 
+/// The rows from before the batch that its events change before (or
+/// without) creating them, read in a few statements; `None`
+/// for an id without a row.
+async fn load(
+    conn: &mut AnyConnection,
+    events: &[DecodedEvent],
+) -> Result<HashMap<String, Option<Row>>, ProjectionError> {
+    let mut rows: HashMap<String, Option<Row>> = HashMap::new();
+    let mut created = std::collections::HashSet::new();
+    let mut wanted = Vec::new();
+    for decoded in events {
+        let Ok(Some(e)) = decoded.subscription() else {
+            continue;
+        };
+        let id = match e {
+            SubscriptionEvent::SubscribedToTemplate(s) => {
+                created.insert(s.subscription_id.to_string());
+                continue;
+            }
+            SubscriptionEvent::SubscriptionPaused(p) => p.subscription_id.to_string(),
+            SubscriptionEvent::SubscriptionResumed(r) => r.subscription_id.to_string(),
+            SubscriptionEvent::SubscriptionCancelled(c) => c.subscription_id.to_string(),
+            SubscriptionEvent::BrokerAllocationsSet(a) => a.subscription_id.to_string(),
+            SubscriptionEvent::SubscriptionCharged(c) => c.subscription_id.to_string(),
+            SubscriptionEvent::SubscriptionAbandoned(_) => continue,
+        };
+        if !created.contains(&id) && !rows.contains_key(&id) {
+            rows.insert(id.clone(), None);
+            wanted.push(id);
+        }
+    }
+    for chunk in statement_chunks(&wanted, 256) {
+        let sql = in_list_sql(
+            conn,
+            &format!("SELECT {COLUMNS} FROM rm_subscriptions WHERE subscription_id IN"),
+            chunk.len(),
+            "",
+        );
+        let mut query = sqlx::query_as::<_, Row>(&sql);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let id = row.subscription_id.clone();
+            rows.insert(id, Some(row));
+        }
+    }
+    Ok(rows)
+}
+
+/// How the old statements reported a missing row.
+enum Missing {
+    /// A status change read the row first.
+    Status,
+    /// An update expected to change one row.
+    Update,
+}
+
+/// The row an event changes.
+fn row_of<'r>(
+    rows: &'r mut HashMap<String, Option<Row>>,
+    id: &str,
+    event: &RecordedEvent,
+    missing: Missing,
+) -> Result<&'r mut Row, ProjectionError> {
+    rows.get_mut(id).and_then(Option::as_mut).ok_or_else(|| {
+        ProjectionError::inconsistent(
+            event,
+            match missing {
+                Missing::Status => "no subscription row",
+                Missing::Update => "expected one subscription row, found 0",
+            },
+        )
+    })
+}
+
 /// One status transition, as the event gives it.
 struct Change<'a> {
-    subscription_id: &'a SubscriptionId,
     from: SubscriptionStatus,
     to: SubscriptionStatus,
     actor: &'a Actor,
@@ -194,20 +349,13 @@ fn history_entry(
     })
 }
 
-async fn change_status(
-    conn: &mut AnyConnection,
+fn change_status(
+    row: &mut Row,
     event: &RecordedEvent,
     change: Change<'_>,
     billing: Billing,
 ) -> Result<(), ProjectionError> {
-    let id = change.subscription_id.to_string();
-    let row = sqlx::query("SELECT status_history FROM rm_subscriptions WHERE subscription_id = $1")
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| ProjectionError::inconsistent(event, "no subscription row"))?;
-    let text: String = row.try_get("status_history")?;
-    let mut history: Vec<Value> = parse_json(event, "status_history", &text)?;
+    let mut history: Vec<Value> = parse_json(event, "status_history", &row.status_history)?;
     history.push(history_entry(
         Some(change.from),
         change.to,
@@ -215,23 +363,13 @@ async fn change_status(
         change.reason,
         change.at,
     ));
-    let (billing_sql, billing_date) = match billing {
-        Billing::Keep => ("", None),
-        Billing::Set(d) => (", next_billing_date = $5", Some(d)),
-        Billing::Clear => (", next_billing_date = NULL", None),
-    };
-    let sql = format!(
-        "UPDATE rm_subscriptions SET status = $2, status_history = $3, updated_at = $4\
-         {billing_sql} WHERE subscription_id = $1"
-    );
-    let mut update = sqlx::query(&sql)
-        .bind(&id)
-        .bind(change.to.to_string())
-        .bind(json(event, &history)?)
-        .bind(ts(change.at));
-    if let Some(d) = billing_date {
-        update = update.bind(d);
+    row.status = change.to.to_string();
+    row.status_history = json(event, &history)?;
+    row.updated_at = ts(change.at);
+    match billing {
+        Billing::Keep => {}
+        Billing::Set(d) => row.next_billing_date = Some(d),
+        Billing::Clear => row.next_billing_date = None,
     }
-    let result = update.execute(&mut *conn).await?;
-    one_row(result, event, "subscription")
+    Ok(())
 }
