@@ -5,6 +5,9 @@
 //! task takes the first waiting request plus every other request already
 //! queued (up to [`MAX_BATCH_EVENTS`] events) and commits them in one
 //! database transaction, so N concurrent writers pay for one fsync, not N.
+//! While the batch is smaller than the last one, it first yields to the
+//! appending tasks for up to [`MAX_LINGER`], so that the callers it just
+//! answered join the next commit instead of splitting it.
 //! Each request keeps its own expected-revision check: a request that
 //! conflicts is answered `Conflict` and left out, the rest of the batch
 //! commits. A reply is sent only after the transaction committed, so an
