@@ -620,9 +620,7 @@ fn take_batch(
     }
     drain_queue(rx, &mut batch, &mut events);
     let lingering = Instant::now();
-    while batch.len() < last_batch
-        && events < MAX_BATCH_EVENTS
-        && lingering.elapsed() < MAX_LINGER
+    while batch.len() < last_batch && events < MAX_BATCH_EVENTS && lingering.elapsed() < MAX_LINGER
     {
         std::thread::yield_now();
         drain_queue(rx, &mut batch, &mut events);
