@@ -656,39 +656,21 @@ fn commit_blocking<W: BlockingBatchWriter>(
     batch: &[AppendRequest],
 ) -> Vec<Result<AppendOutcome, AppendError>> {
     let all: Vec<&AppendRequest> = batch.iter().collect();
-    match writer.write_batch(&all) {
-        Ok(outcomes) => outcomes,
-        Err(BatchError::Unavailable(msg)) => batch
-            .iter()
-            .map(|_| Err(StoreError::Unavailable(msg.clone()).into()))
-            .collect(),
-        Err(BatchError::Rejected(msg)) if batch.len() == 1 => {
-            vec![Err(StoreError::Invalid(msg).into())]
-        }
-        Err(BatchError::Rejected(_)) => {
-            let mut outcomes = Vec::with_capacity(batch.len());
-            let mut unavailable = None;
-            for req in batch {
-                // Once the database is unavailable, the rest would only wait
-                // out the same timeout one by one.
-                if let Some(msg) = &unavailable {
-                    outcomes.push(Err(StoreError::Unavailable(Clone::clone(msg)).into()));
-                    continue;
-                }
-                outcomes.push(match writer.write_batch(&[req]) {
-                    Ok(mut one) => one
-                        .pop()
-                        .unwrap_or_else(|| Err(StoreError::Invalid("empty outcome".into()).into())),
-                    Err(BatchError::Unavailable(msg)) => {
-                        unavailable = Some(msg.clone());
-                        Err(StoreError::Unavailable(msg).into())
-                    }
-                    Err(BatchError::Rejected(msg)) => Err(StoreError::Invalid(msg).into()),
-                });
-            }
-            outcomes
-        }
+    if let Some(outcomes) = batch_outcomes(batch.len(), writer.write_batch(&all)) {
+        return outcomes;
     }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut unavailable = None;
+    for req in batch {
+        // Once the database is unavailable, the rest would only wait out the
+        // same timeout one by one.
+        let outcome = match &unavailable {
+            Some(msg) => Err(StoreError::Unavailable(Clone::clone(msg)).into()),
+            None => single_outcome(writer.write_batch(&[req]), &mut unavailable),
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
 }
 
 async fn commit<W: BatchWriter>(
@@ -696,38 +678,59 @@ async fn commit<W: BatchWriter>(
     batch: &[AppendRequest],
 ) -> Vec<Result<AppendOutcome, AppendError>> {
     let all: Vec<&AppendRequest> = batch.iter().collect();
-    match writer.write_batch(&all).await {
-        Ok(outcomes) => outcomes,
-        Err(BatchError::Unavailable(msg)) => batch
-            .iter()
-            .map(|_| Err(StoreError::Unavailable(msg.clone()).into()))
-            .collect(),
-        Err(BatchError::Rejected(msg)) if batch.len() == 1 => {
-            vec![Err(StoreError::Invalid(msg).into())]
+    if let Some(outcomes) = batch_outcomes(batch.len(), writer.write_batch(&all).await) {
+        return outcomes;
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut unavailable = None;
+    for req in batch {
+        // Once the database is unavailable, the rest would only wait out the
+        // same timeout one by one.
+        let outcome = match &unavailable {
+            Some(msg) => Err(StoreError::Unavailable(Clone::clone(msg)).into()),
+            None => single_outcome(writer.write_batch(&[req]).await, &mut unavailable),
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// What a whole batch's result means for each of its requests; `None` when
+/// the database rejected the batch and its requests must be retried one by
+/// one, so that one bad request cannot fail its neighbours.
+fn batch_outcomes(
+    len: usize,
+    result: Result<Vec<Result<AppendOutcome, AppendError>>, BatchError>,
+) -> Option<Vec<Result<AppendOutcome, AppendError>>> {
+    match result {
+        Ok(outcomes) => Some(outcomes),
+        Err(BatchError::Unavailable(msg)) => Some(
+            (0..len)
+                .map(|_| Err(StoreError::Unavailable(msg.clone()).into()))
+                .collect(),
+        ),
+        Err(BatchError::Rejected(msg)) if len == 1 => {
+            Some(vec![Err(StoreError::Invalid(msg).into())])
         }
-        Err(BatchError::Rejected(_)) => {
-            let mut outcomes = Vec::with_capacity(batch.len());
-            let mut unavailable = None;
-            for req in batch {
-                // Once the database is unavailable, the rest would only wait
-                // out the same timeout one by one.
-                if let Some(msg) = &unavailable {
-                    outcomes.push(Err(StoreError::Unavailable(Clone::clone(msg)).into()));
-                    continue;
-                }
-                outcomes.push(match writer.write_batch(&[req]).await {
-                    Ok(mut one) => one
-                        .pop()
-                        .unwrap_or_else(|| Err(StoreError::Invalid("empty outcome".into()).into())),
-                    Err(BatchError::Unavailable(msg)) => {
-                        unavailable = Some(msg.clone());
-                        Err(StoreError::Unavailable(msg).into())
-                    }
-                    Err(BatchError::Rejected(msg)) => Err(StoreError::Invalid(msg).into()),
-                });
-            }
-            outcomes
+        Err(BatchError::Rejected(_)) => None,
+    }
+}
+
+/// The outcome of one request retried alone; an unavailable database is
+/// noted in `unavailable`, so the requests after it are not tried.
+fn single_outcome(
+    result: Result<Vec<Result<AppendOutcome, AppendError>>, BatchError>,
+    unavailable: &mut Option<String>,
+) -> Result<AppendOutcome, AppendError> {
+    match result {
+        Ok(mut one) => one
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Invalid("empty outcome".into()).into())),
+        Err(BatchError::Unavailable(msg)) => {
+            *unavailable = Some(msg.clone());
+            Err(StoreError::Unavailable(msg).into())
         }
+        Err(BatchError::Rejected(msg)) => Err(StoreError::Invalid(msg).into()),
     }
 }
 
