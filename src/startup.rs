@@ -112,11 +112,7 @@ impl Application {
             .await
             .context("opening the read database for the projectors")?;
         // The query API's hot paths read through sqlx's typed drivers
-        // (docs/adr/0016-data-path.md). A second pool cannot reach a private
-        // in-memory SQLite database.
-        if read_db_url.contains(":memory:") || read_db_url.contains("mode=memory") {
-            anyhow::bail!("the read database must be a file or PostgreSQL, not in-memory SQLite");
-        }
+        // (docs/adr/0016-data-path.md).
         let read_typed = basketry_projections::db::open_typed(&read_db_url)
             .await
             .context("opening the read database for queries")?;

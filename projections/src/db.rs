@@ -134,13 +134,21 @@ pub async fn open(url: &str) -> Result<AnyPool, ProjectionError> {
             .max_lifetime(None),
         // Projectors queue on SQLite's single write lock anyway; a few
         // connections let status reads run beside them.
-        (Backend::Sqlite, false) => pool_options().max_connections(8),
-        (Backend::Postgres, _) => pool_options().max_connections(10),
+        (Backend::Sqlite, false) => pool_options().max_connections(SQLITE_CONNECTIONS),
+        (Backend::Postgres, _) => pool_options().max_connections(POSTGRES_CONNECTIONS),
     };
     let pool = options.connect(&target.url).await?;
     migrate(&pool).await?;
     Ok(pool)
 }
+
+/// Connections of a read-database pool on a SQLite file ([`open`],
+/// [`open_typed`]).
+const SQLITE_CONNECTIONS: u32 = 8;
+
+/// Connections of a read-database pool on PostgreSQL ([`open`],
+/// [`open_typed`]).
+const POSTGRES_CONNECTIONS: u32 = 10;
 
 /// Connections of the pool [`open_background`] opens.
 pub const BACKGROUND_CONNECTIONS: u32 = 3;
@@ -227,50 +235,40 @@ impl std::fmt::Debug for ReadPool {
 }
 
 /// Opens a typed pool ([`ReadPool`]) on the read database named by `url`,
-/// with the same connection settings as [`open`] (busy timeout and
-/// `synchronous=FULL` on SQLite) and as many connections.
+/// which [`open`] has already opened and migrated, with the same connection
+/// settings (busy timeout and `synchronous=FULL` on SQLite) and as many
+/// connections.
 ///
-/// The schema is migrated here too, so the pool is usable on its own. An
-/// in-memory SQLite database is private to its one connection, so the pool
-/// opened for one is a database of its own, not the one [`open`] returned.
+/// An in-memory SQLite database is private to its one connection, so a
+/// second pool could never see the rows the projectors write there: such a
+/// URL is refused.
 pub async fn open_typed(url: &str) -> Result<ReadPool, ProjectionError> {
     use std::str::FromStr;
 
     let target = parse(url)?;
+    if target.in_memory {
+        return Err(ProjectionError::InvalidUrl(
+            "the read database must be a file or PostgreSQL, not in-memory SQLite".into(),
+        ));
+    }
     match target.backend {
         Backend::Sqlite => {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(&target.url)?
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
-            let pool_options = sqlx::sqlite::SqlitePoolOptions::new();
-            let pool = if target.in_memory {
-                pool_options
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
+            Ok(ReadPool::Sqlite(
+                sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(SQLITE_CONNECTIONS)
                     .connect_with(options)
-                    .await?
-            } else {
-                basketry_store::sqlite::create_private_file(&options).map_err(sqlx::Error::Io)?;
-                pool_options
-                    .max_connections(8)
-                    .connect_with(options.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal))
-                    .await?
-            };
-            let migrator = basketry_store::sharing_migrator(&MIGRATOR).await?;
-            migrator.run(&pool).await?;
-            Ok(ReadPool::Sqlite(pool))
+                    .await?,
+            ))
         }
-        Backend::Postgres => {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(10)
+        Backend::Postgres => Ok(ReadPool::Postgres(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(POSTGRES_CONNECTIONS)
                 .connect(&target.url)
-                .await?;
-            let migrator = basketry_store::sharing_migrator(&MIGRATOR).await?;
-            migrator.run(&pool).await?;
-            Ok(ReadPool::Postgres(pool))
-        }
+                .await?,
+        )),
     }
 }
 
