@@ -1301,8 +1301,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn slices_follow_the_plan_order_across_equal_positions() {
+    /// A private read database whose schedule holds one ENTRY of strategy
+    /// `s1` of template `t1` on Mondays at 09:20 IST.
+    async fn one_strategy_at_0920() -> sqlx::AnyPool {
         let db = basketry_projections::db::open("sqlite::memory:")
             .await
             .expect("read database");
@@ -1315,25 +1316,44 @@ mod tests {
         .execute(&db)
         .await
         .expect("schedule row");
+        db
+    }
+
+    /// A subscription to `t1` with no broker allocation (one skipped line in
+    /// the plan while ACTIVE), of person `user-{user:05}`.
+    async fn without_allocation(
+        db: &sqlx::AnyPool,
+        id: &str,
+        position: i64,
+        user: i64,
+        status: &str,
+    ) {
+        sqlx::query(
+            "INSERT INTO rm_subscriptions (subscription_id, created_position, user_id, \
+             user_email, template_id, template_name, status, pricing_type, monthly_fee, \
+             currency, allocations, status_history, created_at, updated_at) VALUES \
+             ($1, $2, $3, 'x@example.com', 't1', 'T', $4, 'FREE', 0, 'INR', '[]', \
+             '[]', '2026-11-23T00:00:00.000000Z', '2026-11-23T00:00:00.000000Z')",
+        )
+        .bind(id)
+        .bind(position)
+        .bind(format!("user-{user:05}"))
+        .bind(status)
+        .execute(db)
+        .await
+        .expect("subscription row");
+    }
+
+    #[tokio::test]
+    async fn slices_follow_the_plan_order_across_equal_positions() {
+        let db = one_strategy_at_0920().await;
         // More than two slices, three subscriptions to a log position so
         // that slices end inside a run of equal positions, inserted in
         // reverse; none has an allocation: one skipped line each.
         let count = 2 * SLICE_ROWS + 7;
         for i in (0..count).rev() {
-            sqlx::query(
-                "INSERT INTO rm_subscriptions (subscription_id, created_position, user_id, \
-                 user_email, template_id, template_name, status, pricing_type, monthly_fee, \
-                 currency, allocations, status_history, created_at, updated_at) VALUES \
-                 ($1, $2, $3, 'x@example.com', 't1', 'T', $4, 'FREE', 0, 'INR', '[]', \
-                 '[]', '2026-11-23T00:00:00.000000Z', '2026-11-23T00:00:00.000000Z')",
-            )
-            .bind(format!("sub-{:05}", count - i))
-            .bind(i / 3)
-            .bind(format!("user-{i:05}"))
-            .bind(if i % 101 == 0 { "PAUSED" } else { "ACTIVE" })
-            .execute(&db)
-            .await
-            .expect("subscription row");
+            let status = if i % 101 == 0 { "PAUSED" } else { "ACTIVE" };
+            without_allocation(&db, &format!("sub-{:05}", count - i), i / 3, i, status).await;
         }
         let plan = PlanMinute::parse(Some("2026-11-23T03:50:00Z")).expect("a Monday at 09:20 IST");
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
@@ -1364,34 +1384,18 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stops_reading_gives_its_connection_back() {
         // One connection in the pool: the plan's read takes it.
-        let db = basketry_projections::db::open("sqlite::memory:")
-            .await
-            .expect("read database");
-        sqlx::query(
-            "INSERT INTO rm_execution_schedule (basket_id, strategy_id, phase, weekday, \
-             minute_of_day, phase_rank, owner_id, owner_trades, strategy_name, underlying, \
-             product, legs, basket_revision) VALUES ('t1', 's1', 'ENTRY', 'MON', 560, 1, \
-             'owner', 0, 'Straddle', 'NIFTY', 'MIS', '[]', 1)",
-        )
-        .execute(&db)
-        .await
-        .expect("schedule row");
+        let db = one_strategy_at_0920().await;
         // Enough subscribers (none with an allocation: one skipped line
         // each) for a body far larger than the channel holds.
         for i in 0..2_000 {
-            sqlx::query(
-                "INSERT INTO rm_subscriptions (subscription_id, created_position, user_id, \
-                 user_email, template_id, template_name, status, pricing_type, monthly_fee, \
-                 currency, allocations, status_history, created_at, updated_at) VALUES \
-                 ($1, $2, $3, 'x@example.com', 't1', 'T', 'ACTIVE', 'FREE', 0, 'INR', '[]', \
-                 '[]', '2026-11-23T00:00:00.000000Z', '2026-11-23T00:00:00.000000Z')",
+            without_allocation(
+                &db,
+                &format!("sub-{i:05}"),
+                i64::from(i),
+                i64::from(i),
+                "ACTIVE",
             )
-            .bind(format!("sub-{i:05}"))
-            .bind(i64::from(i))
-            .bind(format!("user-{i:05}"))
-            .execute(&db)
-            .await
-            .expect("subscription row");
+            .await;
         }
         let plan = PlanMinute::parse(Some("2026-11-23T03:50:00Z")).expect("a Monday at 09:20 IST");
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
