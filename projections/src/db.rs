@@ -292,6 +292,17 @@ mod tests {
         assert!(parse("sqlite::memory:").unwrap().in_memory);
     }
 
+    #[tokio::test]
+    async fn a_typed_pool_on_in_memory_sqlite_is_refused() {
+        // It would be a database of its own, never the projectors' one.
+        for url in ["sqlite::memory:", "sqlite://read.db?mode=memory"] {
+            assert!(
+                matches!(open_typed(url).await, Err(ProjectionError::InvalidUrl(_))),
+                "{url}"
+            );
+        }
+    }
+
     #[test]
     fn postgres_urls_pass_through_and_others_are_refused() {
         for url in ["postgres://u@h/db", "postgresql://u@h/db"] {
