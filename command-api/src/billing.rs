@@ -31,7 +31,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::command::{execute, CommandMeta};
 use crate::error::ApiError;
-use crate::routes::stream;
+use crate::load::stream;
 use crate::workflows::subscribe::share_in_force;
 
 /// Index rows read per page.

@@ -7,6 +7,8 @@ use basketry_domain::{Aggregate, DecodeError, DomainEvent};
 use basketry_store::{EventStore, ExpectedRevision, Position, Revision, StoreError, StreamId};
 use chrono::{DateTime, Utc};
 
+use crate::error::ApiError;
+
 /// An aggregate's state and the revision it was folded up to.
 #[derive(Debug, Clone)]
 pub struct Loaded<S> {
@@ -56,6 +58,12 @@ pub enum LoadError {
         revision: u64,
         source: DecodeError,
     },
+}
+
+/// The stream named `name`; the names come from the domain's
+/// `stream_name` functions, so a refusal here is a bug.
+pub fn stream(name: String) -> Result<StreamId, ApiError> {
+    StreamId::parse(name).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// One event of a stream, decoded through the domain's upcasters.

@@ -19,7 +19,6 @@ use actix_web::web::{self, Bytes};
 use actix_web::HttpRequest;
 use basketry_domain::partner::Permission;
 use basketry_domain::{DomainError, Reason, ValidationErrors};
-use basketry_store::StreamId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -27,6 +26,7 @@ use uuid::Uuid;
 use crate::auth::{PartnerPrincipal, Person, Principal};
 use crate::command::parse_body;
 use crate::error::ApiError;
+pub(crate) use crate::load::stream;
 
 pub(crate) mod baskets;
 pub(crate) mod billing;
@@ -192,12 +192,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 // ------------------------------------------------------------------ helpers
-
-/// The stream named `name`; the names come from the domain's
-/// `stream_name` functions, so a refusal here is a bug.
-pub(crate) fn stream(name: String) -> Result<StreamId, ApiError> {
-    StreamId::parse(name).map_err(|e| ApiError::Internal(e.to_string()))
-}
 
 /// An id from the path; anything that is not a UUID names nothing.
 pub(crate) fn path_uuid(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {

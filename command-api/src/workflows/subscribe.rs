@@ -38,8 +38,7 @@ use uuid::Uuid;
 use crate::auth::{PartnerPrincipal, Person};
 use crate::command::{execute, execute_from, CommandMeta};
 use crate::error::ApiError;
-use crate::load::{load, read, Loaded};
-use crate::routes::stream;
+use crate::load::{load, read, stream, Loaded};
 
 /// Everything a new subscription needs besides its template.
 #[derive(Debug, Clone)]
