@@ -442,3 +442,6 @@ pub async fn change_status(
         position,
     })
 }
+
+#[cfg(test)]
+mod tests;
