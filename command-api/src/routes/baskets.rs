@@ -18,7 +18,7 @@ use super::{admin, path_uuid, person, stream, to_body};
 use crate::auth::Principal;
 use crate::command::{execute, parse_body, run, AppState, Body, CommandMeta, Reply};
 use crate::error::ApiError;
-use crate::openapi::{requests, schemas, CommandErrors, CreateErrors};
+use crate::openapi::{schemas, CommandErrors, CreateErrors};
 use crate::views;
 
 /// A strategy as a strategy command answers it: the strategy plus the
@@ -130,7 +130,7 @@ where
     post,
     path = "/baskets",
     tag = "Baskets",
-    request_body = requests::BasketInput,
+    request_body = BasketInput,
     responses(
         (status = 201, description = "The basket, created.", body = schemas::Basket),
         CreateErrors,
@@ -177,7 +177,7 @@ pub(crate) async fn create_basket(
     params(
         ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
     ),
-    request_body = requests::UpdateBasketInput,
+    request_body = UpdateBasketInput,
     responses(
         (status = 200, description = "The basket as it now is.", body = schemas::Basket),
         CommandErrors,
@@ -218,7 +218,7 @@ pub(crate) async fn update_basket(
     params(
         ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
     ),
-    request_body = requests::StrategyInput,
+    request_body = StrategyInput,
     responses(
         (status = 201, description = "The strategy, created, with the basket's new revision.", body = BasketStrategy),
         CommandErrors,
@@ -264,7 +264,7 @@ pub(crate) async fn add_strategy(
         ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
         ("strategy_id" = Uuid, Path, description = "The strategy id."),
     ),
-    request_body = requests::StrategyInput,
+    request_body = StrategyInput,
     responses(
         (status = 200, description = "The strategy as it now is.", body = BasketStrategy),
         CommandErrors,

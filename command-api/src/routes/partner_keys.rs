@@ -108,7 +108,7 @@ async fn new_secret_hash(partner_id: &PartnerId) -> Result<(String, SecretHash),
     post,
     path = "/admin/partner-api-keys",
     tag = "Partner keys",
-    request_body = requests::RegisterPartnerInput,
+    request_body = RegisterPartnerInput,
     responses(
         (status = 201, description = "The key and, once, its secret.", body = IssuedApiKey),
         CreateErrors,

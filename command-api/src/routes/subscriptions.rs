@@ -27,7 +27,7 @@ use super::{partner, path_uuid, person, reason, stream, to_body, ReasonInput};
 use crate::auth::{PartnerPrincipal, Principal};
 use crate::command::{execute, parse_body, run, AppState, Body, Reply};
 use crate::error::ApiError;
-use crate::openapi::{requests, schemas, CommandErrors};
+use crate::openapi::{schemas, CommandErrors};
 use crate::views;
 use crate::workflows::subscribe::{self as workflow, Change, Owner};
 
@@ -36,7 +36,6 @@ use crate::workflows::subscribe::{self as workflow, Change, Owner};
 #[serde(deny_unknown_fields)]
 pub(crate) struct SubscribeInput {
     /// Up to the allowed number of allocations; none when absent.
-    #[schema(value_type = Option<Vec<requests::AllocationInput>>)]
     pub(crate) broker_allocations: Option<Vec<AllocationInput>>,
 }
 
@@ -57,7 +56,6 @@ pub(crate) struct PartnerSubscribeInput {
     /// Link one allocation to the partner's broker (default `true`).
     pub(crate) auto_link_broker: Option<bool>,
     /// The linked allocation's multiplier; 1 when absent.
-    #[schema(value_type = Option<requests::DecimalInput>)]
     pub(crate) lot_multiplier: Option<DecimalInput>,
 }
 
@@ -66,7 +64,7 @@ pub(crate) struct PartnerSubscribeInput {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AllocationsInput {
     /// The new list (replacing the old one whole).
-    #[schema(value_type = Vec<requests::AllocationInput>)]
+    #[schema(value_type = Vec<AllocationInput>)]
     pub(crate) broker_allocations: Option<Vec<AllocationInput>>,
 }
 

@@ -12,7 +12,7 @@ use super::baskets::{basket_command, Access, Render};
 use super::{parse_reason, ReasonInput};
 use crate::auth::Principal;
 use crate::command::{AppState, Body};
-use crate::openapi::{requests, schemas, CommandErrors};
+use crate::openapi::{schemas, CommandErrors};
 
 /// Publish a basket as a marketplace template
 ///
@@ -25,7 +25,7 @@ use crate::openapi::{requests, schemas, CommandErrors};
     params(
         ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
     ),
-    request_body = requests::MarketplaceConfigInput,
+    request_body = MarketplaceConfigInput,
     responses(
         (status = 201, description = "The template, published.", body = schemas::Template),
         CommandErrors,
@@ -66,7 +66,7 @@ pub(crate) async fn publish_template(
     params(
         ("basket_id" = Uuid, Path, description = "The basket (and template) id."),
     ),
-    request_body = requests::MarketplaceConfigInput,
+    request_body = MarketplaceConfigInput,
     responses(
         (status = 200, description = "The template as it now is.", body = schemas::Template),
         CommandErrors,
