@@ -94,3 +94,78 @@ fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> 
         .ok()
         .map(|v| (HeaderName::from_static(name), v))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use async_trait::async_trait;
+    use basketry_domain::Email;
+
+    use super::*;
+    use crate::auth::Person;
+    use crate::rate::{InMemoryRateLimiter, RateDecision, RateLimitError};
+
+    fn person() -> Principal {
+        Principal::Person(Person::new(
+            Email::parse("asha@example.com").expect("an e-mail"),
+            BTreeSet::new(),
+        ))
+    }
+
+    #[actix_web::test]
+    async fn an_empty_bucket_is_a_429_that_still_carries_the_rate_headers() {
+        let limiter = InMemoryRateLimiter::new();
+        let users = RateLimitPolicy::per_person(1);
+        let now = Utc::now();
+        let admitted = admit(&limiter, &person(), users, now)
+            .await
+            .expect("the first request is admitted");
+        let names: Vec<&str> = admitted.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["ratelimit-policy", "ratelimit"]);
+        let refused = admit(&limiter, &person(), users, now)
+            .await
+            .expect_err("the second is refused");
+        assert_eq!(refused.status().as_u16(), 429);
+        for name in ["ratelimit-policy", "ratelimit", "retry-after"] {
+            assert!(refused.headers().contains_key(name), "{name}");
+        }
+    }
+
+    struct Down;
+
+    #[async_trait]
+    impl RateLimiter for Down {
+        async fn acquire(
+            &self,
+            _key: &str,
+            _policy: RateLimitPolicy,
+            _now: DateTime<Utc>,
+        ) -> Result<RateDecision, RateLimitError> {
+            Err(RateLimitError::Unavailable("connection refused".into()))
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_unreachable_limiter_refuses_with_503_never_lets_through() {
+        let refused = admit(&Down, &person(), RateLimitPolicy::per_person(5), Utc::now())
+            .await
+            .expect_err("limits fail closed");
+        assert_eq!(refused.status().as_u16(), 503);
+        assert_eq!(
+            refused
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn a_person_is_limited_by_the_per_person_policy_under_their_own_key() {
+        let users = RateLimitPolicy::per_person(7);
+        let (key, policy) = rate_policy(&person(), users);
+        assert!(key.starts_with("user:"), "{key}");
+        assert_eq!(policy, users);
+    }
+}
