@@ -23,7 +23,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
 use basketry_command_api::command::consistency_token;
 use basketry_command_api::error::ApiError;
-use basketry_command_api::openapi::schemas;
+use basketry_http::shapes;
 use basketry_store::{chain, Position, RecordedEvent, Revision, StreamId};
 use serde_json::{json, Value};
 
@@ -98,15 +98,15 @@ pub fn parse_position(raw: &str) -> Option<Position> {
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of the stream's events.", body = openapi::AuditStream),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of the stream's events.", body = shapes::AuditStream),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -168,14 +168,14 @@ async fn stream_query(
     tag = "Audit",
     params(openapi::AuditPage),
     responses(
-        (status = 200, description = "A page of the log.", body = openapi::AuditEventList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of the log.", body = shapes::AuditEventList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]

@@ -97,10 +97,10 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use basketry_command_api::auth::Principal;
-use basketry_command_api::openapi::schemas;
 use basketry_domain::basket::{Expiry, Leg, LegAction, OptionType, Strike};
 use basketry_domain::subscription::{BrokerAllocation, MaxLotsPerOrder};
 use basketry_domain::LotMultiplier;
+use basketry_http::shapes;
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Timelike, Utc, Weekday};
 use futures::StreamExt;
 use serde::Serialize;
@@ -1051,15 +1051,15 @@ async fn prepare(
     params(openapi::PlanAt),
     responses(
         (status = 200, description = "The plan of the minute (streamed).", content(
-            (openapi::Plan = "application/json"),
-            (openapi::PlanLine = "application/x-ndjson")
+            (shapes::Plan = "application/json"),
+            (shapes::PlanLine = "application/x-ndjson")
         )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]

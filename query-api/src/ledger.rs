@@ -83,8 +83,8 @@
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
-use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
+use basketry_http::shapes;
 use chrono::{Datelike, NaiveDate};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -580,16 +580,16 @@ async fn ledger(
     ),
     responses(
         (status = 200, description = "A page of lines with the range's totals, or the whole range as CSV.", content(
-            (openapi::Ledger = "application/json"),
+            (shapes::Ledger = "application/json"),
             (String = "text/csv")
         )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("partner_key" = [], "partner_secret" = [])),
 )]
@@ -635,16 +635,16 @@ async fn partner_ledger_query(
     ),
     responses(
         (status = 200, description = "A page of lines with the range's totals, or the whole range as CSV.", content(
-            (openapi::Ledger = "application/json"),
+            (shapes::Ledger = "application/json"),
             (String = "text/csv")
         )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -711,15 +711,15 @@ pub fn parse_month(raw: &str) -> Option<(NaiveDate, NaiveDate)> {
     ),
     responses(
         (status = 200, description = "The statement, or its lines as CSV.", content(
-            (openapi::Statement = "application/json"),
+            (shapes::Statement = "application/json"),
             (String = "text/csv")
         )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("partner_key" = [], "partner_secret" = [])),
 )]
