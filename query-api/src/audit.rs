@@ -25,7 +25,7 @@ use basketry_command_api::command::consistency_token;
 use basketry_command_api::error::ApiError;
 use basketry_http::shapes;
 use basketry_store::{chain, Position, RecordedEvent, Revision, StreamId};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::consistency::Token;
 use crate::error::QueryError;
@@ -42,28 +42,36 @@ pub const STREAM_PARAMS: &[&str] = &["cursor", "limit"];
 pub const EVENTS_PARAMS: &[&str] = &["after", "limit"];
 
 /// An event with its metadata, as the audit routes render it.
-pub fn event_view(event: &RecordedEvent) -> Value {
+pub fn event_shape(event: &RecordedEvent) -> shapes::AuditEvent {
     let m = &event.metadata;
-    json!({
-        "event_id": event.event_id.hyphenated().to_string(),
-        "stream_id": event.stream_id.as_str(),
-        "revision": event.revision.0,
-        "position": consistency_token(event.position),
-        "commit_position": event.position.commit,
-        "prepare_position": event.position.prepare,
-        "event_type": event.event_type,
-        "schema_version": event.schema_version,
-        "data": event.data,
-        "metadata": {
-            "actor": {"kind": m.actor.kind, "id": m.actor.id},
-            "correlation_id": m.correlation_id.hyphenated().to_string(),
-            "causation_id": m.causation_id.map(|id| id.hyphenated().to_string()),
-            "idempotency_key": m.idempotency_key,
-            "recorded_at": chain::format_timestamp(&m.recorded_at),
-            "prev_hash": m.prev_hash,
-            "hash": m.hash,
+    shapes::AuditEvent {
+        event_id: event.event_id,
+        stream_id: event.stream_id.as_str().to_string(),
+        revision: event.revision.0,
+        position: consistency_token(event.position),
+        commit_position: event.position.commit,
+        prepare_position: event.position.prepare,
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        data: event.data.clone(),
+        metadata: shapes::AuditMetadata {
+            actor: shapes::AuditActor {
+                kind: m.actor.kind.clone(),
+                id: m.actor.id.clone(),
+            },
+            correlation_id: m.correlation_id,
+            causation_id: m.causation_id,
+            idempotency_key: m.idempotency_key.clone(),
+            recorded_at: shapes::Timestamp::stored(chain::format_timestamp(&m.recorded_at)),
+            prev_hash: m.prev_hash.clone(),
+            hash: m.hash.clone(),
         },
-    })
+    }
+}
+
+/// An event with its metadata, as the audit routes send it.
+pub fn event_view(event: &RecordedEvent) -> Value {
+    shapes::body(&event_shape(event))
 }
 
 /// Reads `commit.prepare` (the consistency token's spelling) or a bare
@@ -147,14 +155,11 @@ async fn stream_query(
     if events.is_empty() && from == Revision::START {
         return Err(QueryError::not_found("stream"));
     }
-    let next_cursor = events
-        .get(limit)
-        .map(|next| Value::String(next.revision.0.to_string()))
-        .unwrap_or(Value::Null);
-    Ok(Reply::Json(json!({
-        "stream_id": stream.as_str(),
-        "events": events.iter().take(limit).map(event_view).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
+    let next_cursor = events.get(limit).map(|next| next.revision.0.to_string());
+    Ok(Reply::Json(shapes::body(&shapes::AuditStream {
+        stream_id: stream.as_str().to_string(),
+        events: events.iter().take(limit).map(event_shape).collect(),
+        next_cursor,
     })))
 }
 
@@ -215,12 +220,12 @@ async fn log_query(
     let more = events.len() > limit;
     events.truncate(limit);
     let next_cursor = match (more, events.last()) {
-        (true, Some(last)) => Value::String(consistency_token(last.position)),
-        _ => Value::Null,
+        (true, Some(last)) => Some(consistency_token(last.position)),
+        _ => None,
     };
-    Ok(Reply::Json(json!({
-        "events": events.iter().map(event_view).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::AuditEventList {
+        events: events.iter().map(event_shape).collect(),
+        next_cursor,
     })))
 }
 

@@ -87,7 +87,7 @@ use basketry_domain::partner::Permission;
 use basketry_http::shapes;
 use chrono::{Datelike, NaiveDate};
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
@@ -199,28 +199,28 @@ impl LedgerLine {
         format!("{}.{}", self.commit_position, self.prepare_position)
     }
 
-    /// The entry's JSON.
-    pub fn view(&self) -> Value {
-        json!({
-            "event_id": self.event_id,
-            "position": self.position(),
-            "commit_position": self.commit_position,
-            "prepare_position": self.prepare_position,
-            "subscription_id": self.subscription_id,
-            "template_id": self.template_id,
-            "user_id": self.user_id,
-            "partner_id": self.partner_id,
-            "period_index": self.period_index,
-            "period_start": self.period_start,
-            "period_end": self.period_end,
-            "amount": self.amount,
-            "currency": self.currency,
-            "partner_bps": self.partner_bps,
-            "platform_bps": self.platform_bps,
-            "partner_share": self.partner_share,
-            "platform_share": self.platform_share,
-            "recorded_at": self.recorded_at,
-        })
+    /// The line as the API shows it.
+    pub fn entry(&self) -> shapes::LedgerEntry {
+        shapes::LedgerEntry {
+            event_id: self.event_id.clone(),
+            position: self.position(),
+            commit_position: self.commit_position,
+            prepare_position: self.prepare_position,
+            subscription_id: self.subscription_id.clone(),
+            template_id: self.template_id.clone(),
+            user_id: self.user_id.clone(),
+            partner_id: self.partner_id.clone(),
+            period_index: self.period_index,
+            period_start: shapes::Timestamp::stored(&self.period_start),
+            period_end: shapes::Timestamp::stored(&self.period_end),
+            amount: self.amount,
+            currency: self.currency.clone(),
+            partner_bps: self.partner_bps,
+            platform_bps: self.platform_bps,
+            partner_share: self.partner_share,
+            platform_share: self.platform_share,
+            recorded_at: shapes::Timestamp::stored(&self.recorded_at),
+        }
     }
 
     /// The line's canonical form, version 1 (module docs), `\n` included.
@@ -312,13 +312,13 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn view(&self) -> Value {
-        json!({
-            "gross": self.gross,
-            "platform_share": self.platform_share,
-            "partner_share": self.partner_share,
-            "currency": self.currency,
-        })
+    fn view(&self) -> shapes::CurrencyTotals {
+        shapes::CurrencyTotals {
+            gross: self.gross,
+            platform_share: self.platform_share,
+            partner_share: self.partner_share,
+            currency: self.currency.clone(),
+        }
     }
 
     /// Sums `lines` per currency, in currency order; `None` when a sum does
@@ -362,17 +362,33 @@ fn is_sum_overflow(e: &sqlx::Error) -> bool {
 }
 
 /// The `totals`, `totals_by_currency` and `entry_count` members.
-fn totals_members(totals: &[Totals]) -> (Value, Value, i64) {
+fn totals_members(totals: &[Totals]) -> (shapes::LedgerTotals, Vec<shapes::CurrencyTotals>, i64) {
     let headline = match totals {
-        [] => json!({"gross": 0, "platform_share": 0, "partner_share": 0, "currency": null}),
-        [one] => one.view(),
-        _ => {
-            json!({"gross": null, "platform_share": null, "partner_share": null, "currency": null})
-        }
+        [] => shapes::LedgerTotals {
+            gross: Some(0),
+            platform_share: Some(0),
+            partner_share: Some(0),
+            currency: None,
+        },
+        [one] => shapes::LedgerTotals {
+            gross: Some(one.gross),
+            platform_share: Some(one.platform_share),
+            partner_share: Some(one.partner_share),
+            currency: Some(one.currency.clone()),
+        },
+        _ => NO_HEADLINE,
     };
-    let by_currency = Value::Array(totals.iter().map(Totals::view).collect());
+    let by_currency = totals.iter().map(Totals::view).collect();
     (headline, by_currency, totals.iter().map(|t| t.count).sum())
 }
+
+/// The headline of a range over several currencies: no sum across them.
+const NO_HEADLINE: shapes::LedgerTotals = shapes::LedgerTotals {
+    gross: None,
+    platform_share: None,
+    partner_share: None,
+    currency: None,
+};
 
 /// Which lines a request covers.
 #[derive(Debug, Clone)]
@@ -555,12 +571,12 @@ async fn ledger(
 
     let page = page.finish(lines, LedgerLine::key);
     let (totals, by_currency, count) = totals_members(&totals);
-    Ok(Reply::Json(json!({
-        "entries": page.rows.iter().map(LedgerLine::view).collect::<Vec<_>>(),
-        "totals": totals,
-        "totals_by_currency": by_currency,
-        "entry_count": count,
-        "next_cursor": page.next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::Ledger {
+        entries: page.rows.iter().map(LedgerLine::entry).collect(),
+        totals,
+        totals_by_currency: by_currency,
+        entry_count: count,
+        next_cursor: page.next_cursor,
     })))
 }
 
@@ -817,32 +833,37 @@ impl Statement {
         digest(&self.lines)
     }
 
-    /// The JSON document.
-    pub fn view(&self) -> Value {
+    /// The statement as the API shows it.
+    pub fn shape(&self) -> shapes::Statement {
         // `load` refuses a month whose sums overflow; one built otherwise
         // shows no headline sums rather than wrapped ones.
         let (totals, by_currency, count) = match Totals::of_lines(&self.lines) {
             Some(totals) => totals_members(&totals),
             None => (
-                json!({"gross": null, "platform_share": null, "partner_share": null, "currency": null}),
-                Value::Null,
+                NO_HEADLINE,
+                Vec::new(),
                 i64::try_from(self.lines.len()).unwrap_or(i64::MAX),
             ),
         };
         let last_day = self.next.pred_opt().unwrap_or(self.first);
-        json!({
-            "partner_id": self.partner_id,
-            "month": self.month,
-            "from": self.first.format("%Y-%m-%d").to_string(),
-            "to": last_day.format("%Y-%m-%d").to_string(),
-            "entries": self.lines.iter().map(LedgerLine::view).collect::<Vec<_>>(),
-            "totals": totals,
-            "totals_by_currency": by_currency,
-            "entry_count": count,
-            "canonical_form_version": CANONICAL_FORM_VERSION,
-            "digest_algorithm": "sha256",
-            "digest": self.digest(),
-        })
+        shapes::Statement {
+            partner_id: self.partner_id.clone(),
+            month: self.month.clone(),
+            from: self.first,
+            to: last_day,
+            entries: self.lines.iter().map(LedgerLine::entry).collect(),
+            totals,
+            totals_by_currency: by_currency,
+            entry_count: count,
+            canonical_form_version: CANONICAL_FORM_VERSION,
+            digest_algorithm: "sha256".to_string(),
+            digest: self.digest(),
+        }
+    }
+
+    /// The JSON document.
+    pub fn view(&self) -> Value {
+        shapes::body(&self.shape())
     }
 
     /// The JSON document as the API sends it.
@@ -916,12 +937,12 @@ mod tests {
         let lines = [line("a", 1, 99900), line("b", 2, 100)];
         let totals = Totals::of_lines(&lines).unwrap();
         let (headline, by_currency, count) = totals_members(&totals);
-        assert_eq!(headline["gross"], 100000);
-        assert_eq!(headline["currency"], "INR");
-        assert_eq!(by_currency.as_array().unwrap().len(), 1);
+        assert_eq!(headline.gross, Some(100000));
+        assert_eq!(headline.currency.as_deref(), Some("INR"));
+        assert_eq!(by_currency.len(), 1);
         assert_eq!(count, 2);
         let (empty, _, zero) = totals_members(&[]);
-        assert_eq!((empty["gross"].clone(), zero), (json!(0), 0));
+        assert_eq!((empty.gross, zero), (Some(0), 0));
     }
 
     #[test]

@@ -39,15 +39,19 @@ pub struct AuditEvent {
     pub event_id: Uuid,
     pub stream_id: String,
     /// Its place in its stream, from 0.
-    pub revision: i64,
+    #[schema(value_type = i64)]
+    pub revision: u64,
     /// `commit.prepare`.
     #[schema(example = "1042.1042")]
     pub position: String,
-    pub commit_position: i64,
-    pub prepare_position: i64,
+    #[schema(value_type = i64)]
+    pub commit_position: u64,
+    #[schema(value_type = i64)]
+    pub prepare_position: u64,
     /// PascalCase past tense, e.g. `SubscribedToTemplate`.
     pub event_type: String,
-    pub schema_version: i64,
+    #[schema(value_type = i64)]
+    pub schema_version: u32,
     /// The event's data as stored.
     #[schema(value_type = Object)]
     pub data: serde_json::Value,

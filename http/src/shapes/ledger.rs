@@ -1,9 +1,9 @@
-//! The revenue-share ledger: lines, totals and monthly statements.
+//! The revenue-share ledger: lines, totals and monthly statements. Ids are
+//! the read model's text (lower-case uuids), sent as stored.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::Timestamp;
 
@@ -11,15 +11,19 @@ use super::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LedgerEntry {
     /// The `SubscriptionCharged` event.
-    pub event_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub event_id: String,
     /// `commit.prepare`: the charge's place in the global log.
     #[schema(example = "42.42")]
     pub position: String,
     pub commit_position: i64,
     pub prepare_position: i64,
-    pub subscription_id: Uuid,
-    pub template_id: Uuid,
-    pub user_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub subscription_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub template_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: String,
     /// `null` for a direct subscription.
     #[schema(required = true)]
     pub partner_id: Option<String>,
