@@ -163,7 +163,11 @@ fn allocation(a: &BrokerAllocation) -> shapes::Allocation {
         allocation_id: *a.allocation_id.as_uuid(),
         broker_id: a.broker_id.to_string(),
         client_id: a.client_id.to_string(),
-        lot_multiplier: f64::from(a.lot_multiplier.hundredths()) / 100.0,
+        // A ratio of two integers is finite, so always a JSON number.
+        lot_multiplier: serde_json::Number::from_f64(
+            f64::from(a.lot_multiplier.hundredths()) / 100.0,
+        )
+        .unwrap_or_else(|| serde_json::Number::from(0)),
         priority: a.priority.get(),
         max_lots_per_order: a.max_lots_per_order.get(),
     }

@@ -51,8 +51,10 @@ pub struct Allocation {
     /// The customer's account at the broker.
     pub client_id: String,
     /// Multiplies every leg's lots (floored): `0 < m ≤ 100`, two decimals.
-    #[schema(example = 1.5)]
-    pub lot_multiplier: f64,
+    /// Sent as written when it was stored (`2` or `2.0`), hence a JSON
+    /// number rather than an `f64`.
+    #[schema(value_type = f64, example = 1.5)]
+    pub lot_multiplier: serde_json::Number,
     /// Unique order of use, 1 first.
     pub priority: u32,
     /// Orders are split to at most this many lots.
