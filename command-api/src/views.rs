@@ -7,7 +7,7 @@
 //! it: a `serde_json::Value` ([`shapes::body`]), which the idempotency
 //! store records and replays as it was sent.
 
-use basketry_domain::basket::{Basket, Leg, Strategy};
+use basketry_domain::basket::{Basket, Strategy};
 use basketry_domain::partner::{ApiKey, Partner};
 use basketry_domain::subscription::{
     BrokerAllocation, StatusChange, Subscription, SubscriptionStatus,
@@ -16,31 +16,9 @@ use basketry_domain::Actor;
 use basketry_http::shapes::{self, Percent, Timestamp};
 use serde_json::Value;
 
-/// A leg as clients send it.
-fn leg(l: &Leg) -> shapes::Leg {
-    shapes::Leg {
-        action: l.action,
-        option_type: l.option_type,
-        strike: l.strike.to_string(),
-        expiry: l.expiry,
-        lots: l.lots.get(),
-    }
-}
-
 /// A strategy as clients send it, its risk limits as percentages.
 pub fn strategy_shape(s: &Strategy) -> shapes::Strategy {
-    shapes::Strategy {
-        strategy_id: *s.strategy_id.as_uuid(),
-        name: s.name.to_string(),
-        underlying: s.underlying.to_string(),
-        product: s.product,
-        entry_time: s.entry_time.to_string(),
-        exit_time: s.exit_time.to_string(),
-        trading_days: s.trading_days.iter().copied().collect(),
-        stop_loss_pct: s.stop_loss_bps.map(|r| Percent(u32::from(r))),
-        target_pct: s.target_bps.map(|r| Percent(u32::from(r))),
-        legs: s.legs.iter().map(leg).collect(),
-    }
+    shapes::Strategy::from(s)
 }
 
 /// A strategy as clients send it.

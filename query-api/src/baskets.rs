@@ -1,6 +1,6 @@
 //! `GET /baskets` and `GET /baskets/{id}`: a person's own baskets, with
-//! full strategies, in the command API's basket shape
-//! ([`basketry_command_api::views::basket`]). Anyone else's basket is 404
+//! full strategies, in the command API's basket shape ([`shapes::Basket`]).
+//! Anyone else's basket is 404
 //! (admins included: they manage their own baskets, ADR 0005); partners
 //! are 403.
 //!
@@ -12,12 +12,12 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use basketry_command_api::auth::Principal;
-use basketry_command_api::views;
-use basketry_domain::basket::Strategy;
+use basketry_domain::basket::{DifficultyLevel, PricingType, Strategy, Visibility};
 use basketry_http::shapes;
 use std::borrow::Cow;
 
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::error::QueryError;
 use crate::openapi;
@@ -25,7 +25,7 @@ use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::render::JsonOut;
 use crate::request::{run, Reply};
-use crate::rows::{parse_json, Columns, Sql};
+use crate::rows::{decode, parse_json, parse_text, Columns, Sql};
 use crate::QueryState;
 
 /// The `rm_baskets` columns a marketplace list item shows
@@ -309,7 +309,7 @@ impl BasketRow {
     }
 
     /// The marketplace part of the basket view, `null` when never
-    /// published (as [`views::basket`] renders it).
+    /// published (as [`shapes::Basket`] has it).
     pub fn marketplace(&self) -> Value {
         if !self.ever_published() {
             return Value::Null;
@@ -326,7 +326,7 @@ impl BasketRow {
         })
     }
 
-    /// The basket with full strategies ([`views::basket`]'s fields).
+    /// The basket with full strategies ([`shapes::Basket`]'s fields).
     pub fn basket_view(&self) -> Value {
         json!({
             "basket_id": self.basket_id,
@@ -344,25 +344,55 @@ impl BasketRow {
     }
 
     /// A marketplace list item: the template's identity, configuration and
-    /// popularity (the field names of [`views::template`], plus
-    /// `subscriber_count`).
-    pub fn template_item(&self) -> Value {
-        json!({
-            "template_id": self.basket_id,
-            "basket_id": self.basket_id,
-            "name": self.name,
-            "description": self.description,
-            "category": self.marketplace_category(),
-            "difficulty_level": self.difficulty_level,
-            "tags": self.tags.clone().unwrap_or_else(|| json!([])),
-            "pricing": self.pricing(),
-            "visibility": self.visibility,
-            "enabled": self.is_template,
-            "is_template": self.is_template,
-            "subscriber_count": self.subscriber_count,
-            "strategy_count": self.strategy_count,
-            "basket_revision": self.revision,
-            "published_at": self.published_at,
+    /// popularity, as the typed shape. The list and detail routes write it
+    /// straight from the row ([`TemplateItem::write`]); the tests check that
+    /// they write exactly this shape's serialisation.
+    pub fn template_item(&self) -> Result<shapes::TemplateItem, QueryError> {
+        let id = parse_text("basket_id", &self.basket_id, Uuid::parse_str)?;
+        let pricing = match &self.pricing_type {
+            None => None,
+            Some(kind) => Some(shapes::Pricing {
+                pricing_type: parse_text("pricing_type", kind, PricingType::parse)?,
+                monthly_fee: self.monthly_fee.unwrap_or(0),
+                currency: self
+                    .currency
+                    .clone()
+                    .ok_or_else(|| QueryError::Corrupt("column currency is NULL".into()))?,
+            }),
+        };
+        let count = |column: &str, n: i64| {
+            u64::try_from(n)
+                .map_err(|e| QueryError::Corrupt(format!("column {column} is negative: {e}")))
+        };
+        Ok(shapes::TemplateItem {
+            template_id: id,
+            basket_id: id,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            category: self.marketplace_category().to_string(),
+            difficulty_level: self
+                .difficulty_level
+                .as_deref()
+                .map(|d| parse_text("difficulty_level", d, DifficultyLevel::parse))
+                .transpose()?,
+            tags: match &self.tags {
+                Some(tags) => decode("tags", tags.clone())?,
+                None => Vec::new(),
+            },
+            pricing,
+            visibility: self
+                .visibility
+                .as_deref()
+                .map(|v| parse_text("visibility", v, Visibility::parse))
+                .transpose()?,
+            enabled: self.is_template,
+            is_template: self.is_template,
+            subscriber_count: count("subscriber_count", self.subscriber_count)?,
+            strategy_count: u32::try_from(self.strategy_count).map_err(|e| {
+                QueryError::Corrupt(format!("column strategy_count is out of range: {e}"))
+            })?,
+            basket_revision: count("revision", self.revision)?,
+            published_at: self.published_at.clone().map(shapes::Timestamp::stored),
         })
     }
 }
@@ -378,7 +408,7 @@ pub fn full_strategies(strategies: &Value) -> Value {
 
 fn full_strategy(raw: &Value) -> Value {
     match serde_json::from_value::<Strategy>(raw.clone()) {
-        Ok(strategy) => views::strategy(&strategy),
+        Ok(strategy) => shapes::body(&shapes::Strategy::from(&strategy)),
         // A shape the domain does not decode (a newer projector, say):
         // still rename the basis points the same way rather than fail.
         Err(_) => {
@@ -633,7 +663,8 @@ mod tests {
 
     fn row(published: bool) -> TestRow {
         let strategies = json!([{
-            "strategy_id": "s1", "name": "Straddle \"weekly\"", "underlying": "NIFTY",
+            "strategy_id": "0193a1b2-0000-7000-8000-0000000000aa",
+            "name": "Straddle \"weekly\"", "underlying": "NIFTY",
             "product": "MIS", "entry_time": "09:20", "exit_time": "15:15",
             "trading_days": ["MON"], "legs": [{"action": "SELL"}]
         }]);
@@ -667,14 +698,18 @@ mod tests {
     }
 
     #[test]
-    fn items_are_written_byte_for_byte_as_the_value_renders_them() {
+    fn items_are_written_byte_for_byte_as_the_typed_shapes_serialise() {
         for published in [true, false] {
             let row = row(published);
             let expected = BasketRow::from_columns(&row).unwrap();
             let item = TemplateItem::read(&row).unwrap();
             let mut out = JsonOut::default();
             item.write(&mut out, None).unwrap();
-            assert_eq!(out.finish(), expected.template_item().to_string());
+            let written = out.finish();
+            let shape = expected.template_item().unwrap();
+            assert_eq!(written, shapes::body(&shape).to_string());
+            let read: shapes::TemplateItem = serde_json::from_str(&written).unwrap();
+            assert_eq!(read, shape);
 
             let more = DetailColumns::read(&row).unwrap();
             let mut out = JsonOut::default();
@@ -684,16 +719,14 @@ mod tests {
                 updated_at: more.updated_at,
             };
             item.write(&mut out, Some(details)).unwrap();
-            let mut detail = expected.template_item();
-            if let Value::Object(map) = &mut detail {
-                map.insert("strategies".into(), strategy_previews(&expected.strategies));
-                map.insert(
-                    "performance_metrics".into(),
-                    expected.performance_metrics.clone().unwrap_or(Value::Null),
-                );
-                map.insert("updated_at".into(), json!(expected.updated_at));
-            }
-            assert_eq!(out.finish(), detail.to_string());
+            let detail = shapes::TemplateDetail {
+                item: shape,
+                strategies: serde_json::from_value(strategy_previews(&expected.strategies))
+                    .unwrap(),
+                performance_metrics: expected.performance_metrics.clone().unwrap_or(Value::Null),
+                updated_at: shapes::Timestamp::stored(&expected.updated_at),
+            };
+            assert_eq!(out.finish(), shapes::body(&detail).to_string());
         }
     }
 

@@ -206,6 +206,14 @@ impl Phase {
         }
     }
 
+    /// The phase as the plan's lines name it.
+    pub const fn shape(self) -> shapes::PlanPhase {
+        match self {
+            Phase::Entry => shapes::PlanPhase::Entry,
+            Phase::Exit => shapes::PlanPhase::Exit,
+        }
+    }
+
     /// The action of this phase's order for a leg: the leg's own on entry,
     /// its reverse on exit.
     pub const fn order_action(self, leg: LegAction) -> LegAction {
@@ -323,45 +331,6 @@ impl PlanMinute {
 
 // ------------------------------------------------------------ the lines
 
-/// One order of the plan, as one object: what the pre-rendered parts
-/// below ([`HeadPart`], [`WhoPart`], [`LegPart`] and the sizes) must add up
-/// to, byte for byte (checked by the tests).
-#[cfg(test)]
-#[derive(Debug, Serialize)]
-struct OrderLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    phase: &'static str,
-    position_effect: &'static str,
-    source: &'static str,
-    basket_id: &'a str,
-    template_id: Option<&'a str>,
-    basket_revision: i64,
-    strategy_id: &'a str,
-    strategy_name: &'a str,
-    underlying: &'a str,
-    product: &'a str,
-    user_id: &'a str,
-    subscription_id: Option<&'a str>,
-    partner_id: Option<&'a str>,
-    allocation_id: Option<String>,
-    broker_id: Option<&'a str>,
-    client_id: Option<&'a str>,
-    lot_multiplier: LotMultiplier,
-    max_lots_per_order: u32,
-    leg_index: usize,
-    action: LegAction,
-    leg_action: LegAction,
-    option_type: OptionType,
-    strike: Strike,
-    expiry: Expiry,
-    leg_lots: u32,
-    total_lots: u64,
-    lots: u64,
-    slice: usize,
-    slices: usize,
-}
-
 /// The fields of an order that are the same for every order of a strategy
 /// and source: rendered once per strategy.
 #[derive(Debug, Serialize)]
@@ -420,36 +389,6 @@ fn members(part: &impl Serialize) -> Result<Vec<u8>, QueryError> {
     out.remove(0);
     out.push(b',');
     Ok(out)
-}
-
-/// Something the plan does not trade, and why.
-#[derive(Debug, Serialize)]
-struct SkippedLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    phase: &'static str,
-    basket_id: &'a str,
-    template_id: &'a str,
-    strategy_id: &'a str,
-    user_id: &'a str,
-    subscription_id: &'a str,
-    partner_id: Option<&'a str>,
-    allocation_id: Option<String>,
-    leg_index: Option<usize>,
-    code: &'static str,
-    reason: String,
-}
-
-/// The last line of the ndjson form.
-#[derive(Debug, Serialize)]
-struct EndLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    at: &'a str,
-    minute: &'a str,
-    weekday: Option<&'static str>,
-    order_count: u64,
-    skipped_count: u64,
 }
 
 /// One row of [`SCHEDULE_SQL`]: a strategy entering or exiting at the
@@ -725,11 +664,11 @@ impl Writer {
             }
             Format::Ndjson => {
                 let (at, minute) = (plan.at_text(), plan.minute_text());
-                let end = EndLine {
-                    kind: "end",
-                    at: &at,
-                    minute: &minute,
-                    weekday: plan.weekday,
+                let end = shapes::PlanEnd {
+                    kind: shapes::EndKind::End,
+                    at: shapes::Timestamp::stored(at),
+                    minute: shapes::Timestamp::stored(minute),
+                    weekday: plan.weekday.map(str::to_string),
                     order_count: self.orders,
                     skipped_count: self.skipped,
                 };
@@ -827,17 +766,17 @@ impl Writer {
         let allocations = allocations_of(&sub.allocations)?;
         let partner_id = sub.partner_id.as_deref();
         let skipped = |allocation_id: Option<String>,
-                       leg_index: Option<usize>,
-                       code: &'static str,
-                       reason: String| SkippedLine {
-            kind: "skipped",
-            phase: strategy.phase.as_str(),
-            basket_id: &strategy.basket_id,
-            template_id: &strategy.basket_id,
-            strategy_id: &strategy.strategy_id,
-            user_id: &sub.user_id,
-            subscription_id: &sub.subscription_id,
-            partner_id,
+                       leg_index: Option<u32>,
+                       code: shapes::SkipCode,
+                       reason: String| shapes::PlanSkipped {
+            kind: shapes::SkippedKind::Skipped,
+            phase: strategy.phase.shape(),
+            basket_id: strategy.basket_id.clone(),
+            template_id: strategy.basket_id.clone(),
+            strategy_id: strategy.strategy_id.clone(),
+            user_id: sub.user_id.clone(),
+            subscription_id: sub.subscription_id.clone(),
+            partner_id: partner_id.map(str::to_string),
             allocation_id,
             leg_index,
             code,
@@ -848,7 +787,7 @@ impl Writer {
                 self.item(&skipped(
                     None,
                     None,
-                    "no_allocation",
+                    shapes::SkipCode::NoAllocation,
                     "the subscription has no broker allocation".into(),
                 ))?;
                 self.skipped += 1;
@@ -891,8 +830,8 @@ impl Writer {
                             );
                             self.item(&skipped(
                                 Some(allocation.allocation_id.to_string()),
-                                Some(leg_index),
-                                "zero_lots",
+                                Some(u32::try_from(leg_index).unwrap_or(u32::MAX)),
+                                shapes::SkipCode::ZeroLots,
                                 reason,
                             ))?;
                             self.skipped += 1;
@@ -1170,41 +1109,44 @@ mod tests {
             Some((_, a)) => (a.lot_multiplier, a.max_lots_per_order.get()),
             None => (LotMultiplier::ONE, MaxLotsPerOrder::default().get()),
         };
-        serde_json::to_string(&OrderLine {
-            kind: "order",
-            phase: strategy.phase.as_str(),
-            position_effect: strategy.phase.position_effect(),
-            source: if sub.is_some() {
-                "SUBSCRIPTION"
-            } else {
-                "OWNER"
+        serde_json::to_string(&shapes::PlanOrder {
+            kind: shapes::OrderKind::Order,
+            phase: strategy.phase.shape(),
+            position_effect: match strategy.phase {
+                Phase::Entry => shapes::PositionEffect::Open,
+                Phase::Exit => shapes::PositionEffect::Close,
             },
-            basket_id: &strategy.basket_id,
-            template_id: sub.map(|_| strategy.basket_id.as_str()),
-            basket_revision: strategy.basket_revision,
-            strategy_id: &strategy.strategy_id,
-            strategy_name: &strategy.strategy_name,
-            underlying: &strategy.underlying,
-            product: &strategy.product,
-            user_id: sub.map_or(strategy.owner_id.as_str(), |(s, _)| s.user_id.as_str()),
-            subscription_id: sub.map(|(s, _)| s.subscription_id.as_str()),
-            partner_id: sub.and_then(|(s, _)| s.partner_id.as_deref()),
+            source: if sub.is_some() {
+                shapes::OrderSource::Subscription
+            } else {
+                shapes::OrderSource::Owner
+            },
+            basket_id: strategy.basket_id.clone(),
+            template_id: sub.map(|_| strategy.basket_id.clone()),
+            basket_revision: u64::try_from(strategy.basket_revision).expect("a revision"),
+            strategy_id: strategy.strategy_id.clone(),
+            strategy_name: strategy.strategy_name.clone(),
+            underlying: strategy.underlying.clone(),
+            product: strategy.product.parse().expect("a product"),
+            user_id: sub.map_or(strategy.owner_id.clone(), |(s, _)| s.user_id.clone()),
+            subscription_id: sub.map(|(s, _)| s.subscription_id.clone()),
+            partner_id: sub.and_then(|(s, _)| s.partner_id.clone()),
             allocation_id: sub.map(|(_, a)| a.allocation_id.to_string()),
-            broker_id: sub.map(|(_, a)| a.broker_id.as_str()),
-            client_id: sub.map(|(_, a)| a.client_id.as_str()),
-            lot_multiplier: multiplier,
+            broker_id: sub.map(|(_, a)| a.broker_id.to_string()),
+            client_id: sub.map(|(_, a)| a.client_id.to_string()),
+            lot_multiplier: f64::from(multiplier.hundredths()) / 100.0,
             max_lots_per_order: max,
-            leg_index,
+            leg_index: u32::try_from(leg_index).expect("a leg index"),
             action: strategy.phase.order_action(leg.action),
             leg_action: leg.action,
             option_type: leg.option_type,
-            strike: leg.strike,
+            strike: leg.strike.to_string(),
             expiry: leg.expiry,
             leg_lots: leg.lots.get(),
             total_lots: total,
             lots,
-            slice,
-            slices,
+            slice: u32::try_from(slice).expect("a slice"),
+            slices: u32::try_from(slices).expect("a slice count"),
         })
         .expect("an order serialises")
     }

@@ -53,6 +53,38 @@ pub struct Strategy {
     pub legs: Vec<Leg>,
 }
 
+impl From<&domain::Leg> for Leg {
+    fn from(l: &domain::Leg) -> Self {
+        Self {
+            action: l.action,
+            option_type: l.option_type,
+            strike: l.strike.to_string(),
+            expiry: l.expiry,
+            lots: l.lots.get(),
+        }
+    }
+}
+
+/// A strategy as clients send it, its risk limits as percentages. Both
+/// APIs build it from the domain's strategy: the command API from the
+/// basket's state, the query API from the read model's copy of it.
+impl From<&domain::Strategy> for Strategy {
+    fn from(s: &domain::Strategy) -> Self {
+        Self {
+            strategy_id: *s.strategy_id.as_uuid(),
+            name: s.name.to_string(),
+            underlying: s.underlying.to_string(),
+            product: s.product,
+            entry_time: s.entry_time.to_string(),
+            exit_time: s.exit_time.to_string(),
+            trading_days: s.trading_days.iter().copied().collect(),
+            stop_loss_pct: s.stop_loss_bps.map(|r| Percent(u32::from(r))),
+            target_pct: s.target_bps.map(|r| Percent(u32::from(r))),
+            legs: s.legs.iter().map(Leg::from).collect(),
+        }
+    }
+}
+
 /// A price: integer minor units with their currency (`99900` INR is
 /// ₹999.00).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -1,10 +1,12 @@
 //! The execution plan of one minute: the orders to place, what is skipped
-//! and why, and the closing line of its ndjson form.
+//! and why, and the closing line of its ndjson form. Ids are the read
+//! models' text (lower-case uuids), sent as stored; members are sent in
+//! the order declared here (the plan is streamed, not built as a
+//! `serde_json::Value`).
 
 use basketry_domain::basket as domain;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use super::Timestamp;
 
@@ -71,26 +73,29 @@ pub struct PlanOrder {
     pub phase: PlanPhase,
     pub position_effect: PositionEffect,
     pub source: OrderSource,
-    pub basket_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub basket_id: String,
     /// Equal to `basket_id` for a subscription; `null` for the owner.
-    #[schema(required = true)]
-    pub template_id: Option<Uuid>,
+    #[schema(value_type = String, format = Uuid, nullable, required = true)]
+    pub template_id: Option<String>,
     pub basket_revision: u64,
-    pub strategy_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub strategy_id: String,
     pub strategy_name: String,
     pub underlying: String,
     #[schema(value_type = super::Product)]
     pub product: domain::Product,
     /// The subscriber, or the owner.
-    pub user_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: String,
     /// `null` for the owner.
-    #[schema(required = true)]
-    pub subscription_id: Option<Uuid>,
+    #[schema(value_type = String, format = Uuid, nullable, required = true)]
+    pub subscription_id: Option<String>,
     #[schema(required = true)]
     pub partner_id: Option<String>,
     /// `null` for the owner, who has no allocation.
-    #[schema(required = true)]
-    pub allocation_id: Option<Uuid>,
+    #[schema(value_type = String, format = Uuid, nullable, required = true)]
+    pub allocation_id: Option<String>,
     #[schema(required = true)]
     pub broker_id: Option<String>,
     #[schema(required = true)]
@@ -131,16 +136,21 @@ pub struct PlanSkipped {
     #[serde(rename = "type")]
     pub kind: SkippedKind,
     pub phase: PlanPhase,
-    pub basket_id: Uuid,
-    pub template_id: Uuid,
-    pub strategy_id: Uuid,
-    pub user_id: Uuid,
-    pub subscription_id: Uuid,
+    #[schema(value_type = String, format = Uuid)]
+    pub basket_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub template_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub strategy_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub subscription_id: String,
     #[schema(required = true)]
     pub partner_id: Option<String>,
     /// The allocation of a `zero_lots` entry.
-    #[schema(required = true)]
-    pub allocation_id: Option<Uuid>,
+    #[schema(value_type = String, format = Uuid, nullable, required = true)]
+    pub allocation_id: Option<String>,
     /// The leg of a `zero_lots` entry.
     #[schema(required = true)]
     pub leg_index: Option<u32>,
@@ -159,7 +169,7 @@ pub struct Plan {
     pub minute: Timestamp,
     /// `null` on Saturday and Sunday (no plan).
     #[schema(value_type = super::TradingDay, nullable, required = true)]
-    pub weekday: Option<domain::TradingDay>,
+    pub weekday: Option<String>,
     /// Exits first, then by basket, strategy, the owner before subscriptions
     /// oldest first, allocation priority, leg and slice.
     pub orders: Vec<PlanOrder>,
@@ -179,7 +189,7 @@ pub struct PlanEnd {
     #[schema(value_type = String, format = DateTime, example = "2026-11-23T09:20:00+05:30")]
     pub minute: Timestamp,
     #[schema(value_type = super::TradingDay, nullable, required = true)]
-    pub weekday: Option<domain::TradingDay>,
+    pub weekday: Option<String>,
     pub order_count: u64,
     pub skipped_count: u64,
 }

@@ -50,9 +50,10 @@ pub struct Allocation {
     pub broker_id: String,
     /// The customer's account at the broker.
     pub client_id: String,
+    // A JSON number rather than an `f64`: the query API sends it as the
+    // read model stores it (`2`), the command API as the domain writes it
+    // (`2.0`).
     /// Multiplies every leg's lots (floored): `0 < m ≤ 100`, two decimals.
-    /// Sent as written when it was stored (`2` or `2.0`), hence a JSON
-    /// number rather than an `f64`.
     #[schema(value_type = f64, example = 1.5)]
     pub lot_multiplier: serde_json::Number,
     /// Unique order of use, 1 first.
