@@ -291,16 +291,16 @@ impl BasketRow {
         self.published_position.is_some()
     }
 
-    /// `{type, monthly_fee, currency}`, `null` when never published.
-    pub fn pricing(&self) -> Value {
-        match &self.pricing_type {
-            None => Value::Null,
-            Some(kind) => json!({
-                "type": kind,
-                "monthly_fee": self.monthly_fee.unwrap_or(0),
-                "currency": self.currency,
-            }),
-        }
+    /// `{type, monthly_fee, currency}`, `None` when never published.
+    fn pricing(&self) -> Result<Option<shapes::Pricing>, QueryError> {
+        let Some(kind) = &self.pricing_type else {
+            return Ok(None);
+        };
+        Ok(Some(shapes::Pricing {
+            pricing_type: parse_text("pricing_type", kind, PricingType::parse)?,
+            monthly_fee: self.monthly_fee.unwrap_or(0),
+            currency: required("currency", self.currency.clone())?,
+        }))
     }
 
     /// The marketplace category, the basket's own when none is set.
@@ -308,38 +308,62 @@ impl BasketRow {
         self.template_category.as_deref().unwrap_or(&self.category)
     }
 
-    /// The marketplace part of the basket view, `null` when never
-    /// published (as [`shapes::Basket`] has it).
-    pub fn marketplace(&self) -> Value {
-        if !self.ever_published() {
-            return Value::Null;
+    /// The upper-case tags, none when never published.
+    fn tags(&self) -> Result<Vec<String>, QueryError> {
+        match &self.tags {
+            Some(tags) => decode("tags", tags.clone()),
+            None => Ok(Vec::new()),
         }
-        json!({
-            "template_id": self.basket_id,
-            "enabled": self.is_template,
-            "visibility": self.visibility,
-            "pricing": self.pricing(),
-            "difficulty_level": self.difficulty_level,
-            "tags": self.tags.clone().unwrap_or_else(|| json!([])),
-            "category": self.marketplace_category(),
-            "published_at": self.published_at,
-        })
     }
 
-    /// The basket with full strategies ([`shapes::Basket`]'s fields).
-    pub fn basket_view(&self) -> Value {
-        json!({
-            "basket_id": self.basket_id,
-            "owner_id": self.owner_id,
-            "name": self.name,
-            "description": self.description,
-            "category": self.category,
-            "strategies": full_strategies(&self.strategies),
-            "revision": self.revision,
-            "is_template": self.is_template,
-            "marketplace": self.marketplace(),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+    /// The marketplace part of the basket, `None` when never published.
+    fn marketplace(&self) -> Result<Option<shapes::Marketplace>, QueryError> {
+        if !self.ever_published() {
+            return Ok(None);
+        }
+        Ok(Some(shapes::Marketplace {
+            template_id: parse_text("basket_id", &self.basket_id, Uuid::parse_str)?,
+            enabled: self.is_template,
+            visibility: parse_text(
+                "visibility",
+                &required("visibility", self.visibility.clone())?,
+                Visibility::parse,
+            )?,
+            pricing: required("pricing_type", self.pricing()?)?,
+            difficulty_level: parse_text(
+                "difficulty_level",
+                &required("difficulty_level", self.difficulty_level.clone())?,
+                DifficultyLevel::parse,
+            )?,
+            tags: self.tags()?,
+            category: self.marketplace_category().to_string(),
+            published_at: shapes::Timestamp::stored(required(
+                "published_at",
+                self.published_at.clone(),
+            )?),
+        }))
+    }
+
+    /// The basket with full strategies, as its owner reads it.
+    pub fn shape(&self) -> Result<shapes::Basket, QueryError> {
+        let strategies = match &self.strategies {
+            Value::Array(items) => items.iter().map(strategy_shape).collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
+        let revision = u64::try_from(self.revision)
+            .map_err(|e| QueryError::Corrupt(format!("column revision is negative: {e}")))?;
+        Ok(shapes::Basket {
+            basket_id: parse_text("basket_id", &self.basket_id, Uuid::parse_str)?,
+            owner_id: parse_text("owner_id", &self.owner_id, Uuid::parse_str)?,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            category: self.category.clone(),
+            strategies,
+            revision,
+            is_template: self.is_template,
+            marketplace: self.marketplace()?,
+            created_at: shapes::Timestamp::stored(&self.created_at),
+            updated_at: shapes::Timestamp::stored(&self.updated_at),
         })
     }
 
@@ -349,17 +373,6 @@ impl BasketRow {
     /// they write exactly this shape's serialisation.
     pub fn template_item(&self) -> Result<shapes::TemplateItem, QueryError> {
         let id = parse_text("basket_id", &self.basket_id, Uuid::parse_str)?;
-        let pricing = match &self.pricing_type {
-            None => None,
-            Some(kind) => Some(shapes::Pricing {
-                pricing_type: parse_text("pricing_type", kind, PricingType::parse)?,
-                monthly_fee: self.monthly_fee.unwrap_or(0),
-                currency: self
-                    .currency
-                    .clone()
-                    .ok_or_else(|| QueryError::Corrupt("column currency is NULL".into()))?,
-            }),
-        };
         let count = |column: &str, n: i64| {
             u64::try_from(n)
                 .map_err(|e| QueryError::Corrupt(format!("column {column} is negative: {e}")))
@@ -375,11 +388,8 @@ impl BasketRow {
                 .as_deref()
                 .map(|d| parse_text("difficulty_level", d, DifficultyLevel::parse))
                 .transpose()?,
-            tags: match &self.tags {
-                Some(tags) => decode("tags", tags.clone())?,
-                None => Vec::new(),
-            },
-            pricing,
+            tags: self.tags()?,
+            pricing: self.pricing()?,
             visibility: self
                 .visibility
                 .as_deref()
@@ -394,6 +404,22 @@ impl BasketRow {
             basket_revision: count("revision", self.revision)?,
             published_at: self.published_at.clone().map(shapes::Timestamp::stored),
         })
+    }
+}
+
+/// A column a published basket always has; NULL is a projector bug (500
+/// without detail).
+fn required<T>(column: &str, value: Option<T>) -> Result<T, QueryError> {
+    value.ok_or_else(|| QueryError::Corrupt(format!("column {column} is NULL")))
+}
+
+/// A stored strategy as the typed shape: decoded through the domain, or,
+/// for a shape the domain does not decode (a newer projector, say), its
+/// basis points renamed as [`full_strategies`] does, read as the shape.
+fn strategy_shape(raw: &Value) -> Result<shapes::Strategy, QueryError> {
+    match serde_json::from_value::<Strategy>(raw.clone()) {
+        Ok(strategy) => Ok(shapes::Strategy::from(&strategy)),
+        Err(_) => decode("strategies", full_strategy(raw)),
     }
 }
 
@@ -567,9 +593,13 @@ async fn list_baskets_query(
             KeyValue::Text(b.basket_id.clone()),
         ]
     });
-    Ok(Reply::Json(json!({
-        "baskets": page.rows.iter().map(BasketRow::basket_view).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::BasketList {
+        baskets: page
+            .rows
+            .iter()
+            .map(BasketRow::shape)
+            .collect::<Result<_, _>>()?,
+        next_cursor: page.next_cursor,
     })))
 }
 
@@ -615,7 +645,7 @@ async fn get_basket_query(
     let id = path_uuid(req, "basket_id", "basket")?;
     match fetch_basket(state, &id).await? {
         Some(basket) if basket.owner_id == person.user_id.to_string() => {
-            Ok(Reply::Json(basket.basket_view()))
+            Ok(Reply::Json(shapes::body(&basket.shape()?)))
         }
         _ => Err(QueryError::not_found("basket")),
     }
