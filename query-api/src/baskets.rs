@@ -416,7 +416,7 @@ fn required<T>(column: &str, value: Option<T>) -> Result<T, QueryError> {
 /// A stored strategy as the typed shape: decoded through the domain, or,
 /// for a shape the domain does not decode (a newer projector, say), its
 /// basis points renamed as [`full_strategies`] does, read as the shape.
-fn strategy_shape(raw: &Value) -> Result<shapes::Strategy, QueryError> {
+pub fn strategy_shape(raw: &Value) -> Result<shapes::Strategy, QueryError> {
     match serde_json::from_value::<Strategy>(raw.clone()) {
         Ok(strategy) => Ok(shapes::Strategy::from(&strategy)),
         Err(_) => decode("strategies", full_strategy(raw)),
