@@ -10,12 +10,12 @@
 //!   the ACTIVE subscriptions of a template with their allocations, oldest
 //!   first; 404 for a basket that was never published.
 //!
-//! A subscription renders with the command API's field names
-//! ([`basketry_command_api::views::subscription`]): `subscription_id,
-//! template_id, template_name, user_id, user_email, partner_id, api_key_id,
-//! status, pricing {type, monthly_fee, currency}, broker_allocations,
-//! next_billing_date (YYYY-MM-DD, null when free or cancelled),
-//! status_history [{from, to, actor, reason, at}], created_at, updated_at`.
+//! A subscription is the command API's shape ([`shapes::Subscription`]):
+//! `subscription_id, template_id, template_name, user_id, user_email,
+//! partner_id, api_key_id, status, pricing {type, monthly_fee, currency},
+//! broker_allocations, next_billing_date (YYYY-MM-DD, null when free or
+//! cancelled), status_history [{from, to, actor, reason, at}], created_at,
+//! updated_at`.
 //! Lists are newest first (`created_position` descending, then
 //! `subscription_id`); `status` filters by `ACTIVE`, `PAUSED` or
 //! `CANCELLED`.
