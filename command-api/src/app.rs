@@ -5,11 +5,10 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::web::{self, Data};
-use actix_web::{App, HttpResponse, HttpServer, ResponseError};
+use actix_web::{App, HttpServer};
 
 use crate::auth::AuthState;
 use crate::command::AppState;
-use crate::error::ApiError;
 use crate::routes;
 
 /// Registers the command API's routes and shared state on an app.
@@ -18,16 +17,14 @@ pub fn configure(
     auth: Data<AuthState>,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state)
+        cfg.app_data(Data::new(state.clock.clone()))
+            .app_data(state)
             .app_data(auth)
             .configure(routes::configure);
     }
 }
 
-/// Problem+json 404 for every path no route matches.
-pub async fn not_found() -> HttpResponse {
-    ApiError::NotFound { what: "route" }.error_response()
-}
+pub use basketry_http::route::not_found;
 
 /// A running command API.
 pub struct Application {

@@ -48,40 +48,7 @@ use crate::load::{load, Loaded};
 use crate::openapi::{requests, schemas};
 use crate::views;
 
-/// One route: method, path template and handler. The route tables — this
-/// crate's [`endpoints`] and the query API's — are exactly what the apps
-/// register, so the OpenAPI completeness test, which walks them, sees every
-/// route there is.
-pub struct Endpoint {
-    /// The HTTP method.
-    pub method: Method,
-    /// The path template, `{name}` for a path parameter (also the OpenAPI
-    /// spelling).
-    pub path: &'static str,
-    route: actix_web::Route,
-}
-
-impl Endpoint {
-    /// `handler` at `method path`.
-    pub fn new<F, Args>(method: Method, path: &'static str, handler: F) -> Self
-    where
-        F: actix_web::Handler<Args>,
-        Args: actix_web::FromRequest + 'static,
-        F::Output: actix_web::Responder + 'static,
-    {
-        Self {
-            route: web::route().method(method.clone()).to(handler),
-            method,
-            path,
-        }
-    }
-
-    /// Registers the route on `cfg` (beside other routes of the same path
-    /// and other methods).
-    pub fn register(self, cfg: &mut web::ServiceConfig) {
-        cfg.route(self.path, self.route);
-    }
-}
+pub use basketry_http::route::Endpoint;
 
 /// The Commands table of SPEC §4.
 pub fn endpoints() -> Vec<Endpoint> {

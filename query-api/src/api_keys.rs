@@ -9,9 +9,9 @@
 //! `SUSPENDED`, `REVOKED`) filters.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_domain::partner::{ApiKeyStatus, PartnerType};
 use basketry_http::shapes;
+use basketry_http::Principal;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 

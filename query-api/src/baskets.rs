@@ -11,9 +11,9 @@
 //! the marketplace endpoints.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_domain::basket::{DifficultyLevel, PricingType, Strategy, Visibility};
 use basketry_http::shapes;
+use basketry_http::Principal;
 use std::borrow::Cow;
 
 use serde_json::{json, Value};

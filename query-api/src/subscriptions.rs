@@ -21,10 +21,10 @@
 //! `CANCELLED`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_domain::basket::PricingType;
 use basketry_domain::subscription::SubscriptionStatus;
 use basketry_http::shapes;
+use basketry_http::Principal;
 use chrono::NaiveDate;
 use serde_json::Value;
 use sqlx::any::AnyRow;

@@ -82,9 +82,9 @@
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_domain::partner::Permission;
 use basketry_http::shapes;
+use basketry_http::Principal;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;

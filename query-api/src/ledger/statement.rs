@@ -3,9 +3,9 @@
 //! [`super`] describe its canonical form and digest).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_domain::partner::Permission;
 use basketry_http::shapes;
+use basketry_http::Principal;
 use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 use sqlx::AnyPool;
