@@ -1,5 +1,5 @@
-//! `GET /admin/partner-api-keys` and `/{id}` (admins): partner keys as the
-//! command API renders them ([`basketry_command_api::views::api_key`]),
+//! `GET /admin/partner-api-keys` and `/{id}` (admins): partner keys in the
+//! command API's shape ([`shapes::ApiKey`]),
 //! never a secret or its hash, plus `last_used_at` and
 //! `usage {request_count}` from `partner_key_usage` (`null` and 0 for a key
 //! never used).
@@ -9,18 +9,18 @@
 //! `SUSPENDED`, `REVOKED`) filters.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::openapi::schemas;
+use basketry_domain::partner::{ApiKeyStatus, PartnerType};
+use basketry_http::shapes;
 use basketry_http::Principal;
-use serde_json::{json, Value};
 use sqlx::any::AnyRow;
+use uuid::Uuid;
 
-use crate::baskets::bps_to_pct;
 use crate::error::QueryError;
 use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::request::{run, Reply};
-use crate::rows::{int, json, opt_int, opt_text, text, Sql};
+use crate::rows::{decode, int, json, opt_int, opt_text, parse_text, text, Sql};
 use crate::QueryState;
 
 const KEYS: Ordering = Ordering {
@@ -45,37 +45,53 @@ pub const LIST_API_KEYS_PARAMS: &[&str] = &["partner_id", "status", "limit", "cu
 struct KeyRow {
     api_key_id: String,
     issued_position: i64,
-    view: Value,
+    shape: shapes::ApiKeyWithUsage,
+}
+
+/// A basis-point column as a percentage.
+fn percent(row: &AnyRow, column: &str) -> Result<shapes::Percent, QueryError> {
+    let bps = int(row, column)?;
+    u32::try_from(bps)
+        .map(shapes::Percent)
+        .map_err(|e| QueryError::Corrupt(format!("column {column} is out of range: {e}")))
 }
 
 impl KeyRow {
     fn from_row(row: &AnyRow) -> Result<Self, QueryError> {
         let api_key_id = text(row, "api_key_id")?.to_ascii_lowercase();
-        let view = json!({
-            "api_key_id": api_key_id,
-            "api_key": text(row, "api_key")?,
-            "partner_id": text(row, "partner_id")?,
-            "partner_name": text(row, "partner_name")?,
-            "partner_type": text(row, "partner_type")?,
-            "broker_id": text(row, "broker_id")?,
-            "status": text(row, "status")?,
-            "revenue_share": {
-                "platform_percentage": bps_to_pct(&json!(int(row, "platform_bps")?)),
-                "partner_percentage": bps_to_pct(&json!(int(row, "partner_bps")?)),
+        let key = shapes::ApiKey {
+            api_key_id: parse_text("api_key_id", &api_key_id, Uuid::parse_str)?,
+            api_key: text(row, "api_key")?,
+            partner_id: text(row, "partner_id")?,
+            partner_name: text(row, "partner_name")?,
+            partner_type: parse_text(
+                "partner_type",
+                &text(row, "partner_type")?,
+                PartnerType::parse,
+            )?,
+            broker_id: text(row, "broker_id")?,
+            status: parse_text("status", &text(row, "status")?, ApiKeyStatus::parse)?,
+            revenue_share: shapes::RevenueSharePercent {
+                platform_percentage: percent(row, "platform_bps")?,
+                partner_percentage: percent(row, "partner_bps")?,
             },
-            "permissions": json(row, "permissions")?,
-            "rate_limits": json(row, "rate_limits")?,
-            "branding": json(row, "branding")?,
-            "issued_at": text(row, "issued_at")?,
-            "rotated_at": opt_text(row, "rotated_at")?,
-            "revoked_at": opt_text(row, "revoked_at")?,
-            "last_used_at": opt_text(row, "last_used_at")?,
-            "usage": {"request_count": opt_int(row, "request_count")?.unwrap_or(0)},
-        });
+            permissions: decode("permissions", json(row, "permissions")?)?,
+            rate_limits: decode("rate_limits", json(row, "rate_limits")?)?,
+            branding: decode("branding", json(row, "branding")?)?,
+            issued_at: shapes::Timestamp::stored(text(row, "issued_at")?),
+            rotated_at: opt_text(row, "rotated_at")?.map(shapes::Timestamp::stored),
+            revoked_at: opt_text(row, "revoked_at")?.map(shapes::Timestamp::stored),
+        };
         Ok(Self {
             api_key_id,
             issued_position: int(row, "issued_position")?,
-            view,
+            shape: shapes::ApiKeyWithUsage {
+                key,
+                last_used_at: opt_text(row, "last_used_at")?.map(shapes::Timestamp::stored),
+                usage: shapes::KeyUsage {
+                    request_count: opt_int(row, "request_count")?.unwrap_or(0),
+                },
+            },
         })
     }
 }
@@ -94,14 +110,14 @@ impl KeyRow {
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of keys.", body = openapi::ApiKeyList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of keys.", body = shapes::ApiKeyList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -143,9 +159,9 @@ async fn list_query(
             KeyValue::Text(k.api_key_id.clone()),
         ]
     });
-    Ok(Reply::Json(json!({
-        "api_keys": page.rows.into_iter().map(|k| k.view).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::ApiKeyList {
+        api_keys: page.rows.into_iter().map(|k| k.shape).collect(),
+        next_cursor: page.next_cursor,
     })))
 }
 
@@ -160,14 +176,14 @@ async fn list_query(
         ("api_key_id" = Uuid, Path, description = "The API key id."),
     ),
     responses(
-        (status = 200, description = "The key.", body = openapi::ApiKeyWithUsage),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "The key.", body = shapes::ApiKeyWithUsage),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -192,7 +208,7 @@ async fn get_query(
     let mut sql = Sql::new(SELECT);
     sql.push(" AND k.api_key_id = ").bind(id);
     match sql.query().fetch_optional(&state.db).await? {
-        Some(row) => Ok(Reply::Json(KeyRow::from_row(&row)?.view)),
+        Some(row) => Ok(Reply::Json(shapes::body(&KeyRow::from_row(&row)?.shape))),
         None => Err(QueryError::not_found("api key")),
     }
 }

@@ -20,11 +20,11 @@
 //! a reader can recompute every link.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::openapi::schemas;
 use basketry_http::consistency::consistency_token;
+use basketry_http::shapes;
 use basketry_http::Principal;
 use basketry_store::{chain, Position, RecordedEvent, Revision, StreamId};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::consistency::Token;
 use crate::error::QueryError;
@@ -41,28 +41,36 @@ pub const STREAM_PARAMS: &[&str] = &["cursor", "limit"];
 pub const EVENTS_PARAMS: &[&str] = &["after", "limit"];
 
 /// An event with its metadata, as the audit routes render it.
-pub fn event_view(event: &RecordedEvent) -> Value {
+pub fn event_shape(event: &RecordedEvent) -> shapes::AuditEvent {
     let m = &event.metadata;
-    json!({
-        "event_id": event.event_id.hyphenated().to_string(),
-        "stream_id": event.stream_id.as_str(),
-        "revision": event.revision.0,
-        "position": consistency_token(event.position),
-        "commit_position": event.position.commit,
-        "prepare_position": event.position.prepare,
-        "event_type": event.event_type,
-        "schema_version": event.schema_version,
-        "data": event.data,
-        "metadata": {
-            "actor": {"kind": m.actor.kind, "id": m.actor.id},
-            "correlation_id": m.correlation_id.hyphenated().to_string(),
-            "causation_id": m.causation_id.map(|id| id.hyphenated().to_string()),
-            "idempotency_key": m.idempotency_key,
-            "recorded_at": chain::format_timestamp(&m.recorded_at),
-            "prev_hash": m.prev_hash,
-            "hash": m.hash,
+    shapes::AuditEvent {
+        event_id: event.event_id,
+        stream_id: event.stream_id.as_str().to_string(),
+        revision: event.revision.0,
+        position: consistency_token(event.position),
+        commit_position: event.position.commit,
+        prepare_position: event.position.prepare,
+        event_type: event.event_type.clone(),
+        schema_version: event.schema_version,
+        data: event.data.clone(),
+        metadata: shapes::AuditMetadata {
+            actor: shapes::AuditActor {
+                kind: m.actor.kind.clone(),
+                id: m.actor.id.clone(),
+            },
+            correlation_id: m.correlation_id,
+            causation_id: m.causation_id,
+            idempotency_key: m.idempotency_key.clone(),
+            recorded_at: shapes::Timestamp::stored(chain::format_timestamp(&m.recorded_at)),
+            prev_hash: m.prev_hash.clone(),
+            hash: m.hash.clone(),
         },
-    })
+    }
+}
+
+/// An event with its metadata, as the audit routes send it.
+pub fn event_view(event: &RecordedEvent) -> Value {
+    shapes::body(&event_shape(event))
 }
 
 /// Reads `commit.prepare` (the consistency token's spelling) or a bare
@@ -97,15 +105,15 @@ pub fn parse_position(raw: &str) -> Option<Position> {
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of the stream's events.", body = openapi::AuditStream),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of the stream's events.", body = shapes::AuditStream),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -142,14 +150,11 @@ async fn stream_query(
     if events.is_empty() && from == Revision::START {
         return Err(QueryError::not_found("stream"));
     }
-    let next_cursor = events
-        .get(limit)
-        .map(|next| Value::String(next.revision.0.to_string()))
-        .unwrap_or(Value::Null);
-    Ok(Reply::Json(json!({
-        "stream_id": stream.as_str(),
-        "events": events.iter().take(limit).map(event_view).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
+    let next_cursor = events.get(limit).map(|next| next.revision.0.to_string());
+    Ok(Reply::Json(shapes::body(&shapes::AuditStream {
+        stream_id: stream.as_str().to_string(),
+        events: events.iter().take(limit).map(event_shape).collect(),
+        next_cursor,
     })))
 }
 
@@ -163,14 +168,14 @@ async fn stream_query(
     tag = "Audit",
     params(openapi::AuditPage),
     responses(
-        (status = 200, description = "A page of the log.", body = openapi::AuditEventList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of the log.", body = shapes::AuditEventList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -206,12 +211,12 @@ async fn log_query(
     let more = events.len() > limit;
     events.truncate(limit);
     let next_cursor = match (more, events.last()) {
-        (true, Some(last)) => Value::String(consistency_token(last.position)),
-        _ => Value::Null,
+        (true, Some(last)) => Some(consistency_token(last.position)),
+        _ => None,
     };
-    Ok(Reply::Json(json!({
-        "events": events.iter().map(event_view).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::AuditEventList {
+        events: events.iter().map(event_shape).collect(),
+        next_cursor,
     })))
 }
 

@@ -1,6 +1,6 @@
 //! `GET /baskets` and `GET /baskets/{id}`: a person's own baskets, with
-//! full strategies, in the command API's basket shape
-//! ([`basketry_command_api::views::basket`]). Anyone else's basket is 404
+//! full strategies, in the command API's basket shape ([`shapes::Basket`]).
+//! Anyone else's basket is 404
 //! (admins included: they manage their own baskets, ADR 0005); partners
 //! are 403.
 //!
@@ -11,13 +11,13 @@
 //! the marketplace endpoints.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::openapi::schemas;
-use basketry_command_api::views;
-use basketry_domain::basket::Strategy;
+use basketry_domain::basket::{DifficultyLevel, PricingType, Strategy, Visibility};
+use basketry_http::shapes;
 use basketry_http::Principal;
 use std::borrow::Cow;
 
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::error::QueryError;
 use crate::openapi;
@@ -25,7 +25,7 @@ use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::render::JsonOut;
 use crate::request::{run, Reply};
-use crate::rows::{parse_json, Columns, Sql};
+use crate::rows::{decode, parse_json, parse_text, Columns, Sql};
 use crate::QueryState;
 
 /// The `rm_baskets` columns a marketplace list item shows
@@ -291,16 +291,16 @@ impl BasketRow {
         self.published_position.is_some()
     }
 
-    /// `{type, monthly_fee, currency}`, `null` when never published.
-    pub fn pricing(&self) -> Value {
-        match &self.pricing_type {
-            None => Value::Null,
-            Some(kind) => json!({
-                "type": kind,
-                "monthly_fee": self.monthly_fee.unwrap_or(0),
-                "currency": self.currency,
-            }),
-        }
+    /// `{type, monthly_fee, currency}`, `None` when never published.
+    fn pricing(&self) -> Result<Option<shapes::Pricing>, QueryError> {
+        let Some(kind) = &self.pricing_type else {
+            return Ok(None);
+        };
+        Ok(Some(shapes::Pricing {
+            pricing_type: parse_text("pricing_type", kind, PricingType::parse)?,
+            monthly_fee: self.monthly_fee.unwrap_or(0),
+            currency: required("currency", self.currency.clone())?,
+        }))
     }
 
     /// The marketplace category, the basket's own when none is set.
@@ -308,62 +308,118 @@ impl BasketRow {
         self.template_category.as_deref().unwrap_or(&self.category)
     }
 
-    /// The marketplace part of the basket view, `null` when never
-    /// published (as [`views::basket`] renders it).
-    pub fn marketplace(&self) -> Value {
-        if !self.ever_published() {
-            return Value::Null;
+    /// The upper-case tags, none when never published.
+    fn tags(&self) -> Result<Vec<String>, QueryError> {
+        match &self.tags {
+            Some(tags) => decode("tags", tags.clone()),
+            None => Ok(Vec::new()),
         }
-        json!({
-            "template_id": self.basket_id,
-            "enabled": self.is_template,
-            "visibility": self.visibility,
-            "pricing": self.pricing(),
-            "difficulty_level": self.difficulty_level,
-            "tags": self.tags.clone().unwrap_or_else(|| json!([])),
-            "category": self.marketplace_category(),
-            "published_at": self.published_at,
-        })
     }
 
-    /// The basket with full strategies ([`views::basket`]'s fields).
-    pub fn basket_view(&self) -> Value {
-        json!({
-            "basket_id": self.basket_id,
-            "owner_id": self.owner_id,
-            "name": self.name,
-            "description": self.description,
-            "category": self.category,
-            "strategies": full_strategies(&self.strategies),
-            "revision": self.revision,
-            "is_template": self.is_template,
-            "marketplace": self.marketplace(),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+    /// The marketplace part of the basket, `None` when never published.
+    fn marketplace(&self) -> Result<Option<shapes::Marketplace>, QueryError> {
+        if !self.ever_published() {
+            return Ok(None);
+        }
+        Ok(Some(shapes::Marketplace {
+            template_id: parse_text("basket_id", &self.basket_id, Uuid::parse_str)?,
+            enabled: self.is_template,
+            visibility: parse_text(
+                "visibility",
+                &required("visibility", self.visibility.clone())?,
+                Visibility::parse,
+            )?,
+            pricing: required("pricing_type", self.pricing()?)?,
+            difficulty_level: parse_text(
+                "difficulty_level",
+                &required("difficulty_level", self.difficulty_level.clone())?,
+                DifficultyLevel::parse,
+            )?,
+            tags: self.tags()?,
+            category: self.marketplace_category().to_string(),
+            published_at: shapes::Timestamp::stored(required(
+                "published_at",
+                self.published_at.clone(),
+            )?),
+        }))
+    }
+
+    /// The basket with full strategies, as its owner reads it.
+    pub fn shape(&self) -> Result<shapes::Basket, QueryError> {
+        let strategies = match &self.strategies {
+            Value::Array(items) => items.iter().map(strategy_shape).collect::<Result<_, _>>()?,
+            _ => Vec::new(),
+        };
+        let revision = u64::try_from(self.revision)
+            .map_err(|e| QueryError::Corrupt(format!("column revision is negative: {e}")))?;
+        Ok(shapes::Basket {
+            basket_id: parse_text("basket_id", &self.basket_id, Uuid::parse_str)?,
+            owner_id: parse_text("owner_id", &self.owner_id, Uuid::parse_str)?,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            category: self.category.clone(),
+            strategies,
+            revision,
+            is_template: self.is_template,
+            marketplace: self.marketplace()?,
+            created_at: shapes::Timestamp::stored(&self.created_at),
+            updated_at: shapes::Timestamp::stored(&self.updated_at),
         })
     }
 
     /// A marketplace list item: the template's identity, configuration and
-    /// popularity (the field names of [`views::template`], plus
-    /// `subscriber_count`).
-    pub fn template_item(&self) -> Value {
-        json!({
-            "template_id": self.basket_id,
-            "basket_id": self.basket_id,
-            "name": self.name,
-            "description": self.description,
-            "category": self.marketplace_category(),
-            "difficulty_level": self.difficulty_level,
-            "tags": self.tags.clone().unwrap_or_else(|| json!([])),
-            "pricing": self.pricing(),
-            "visibility": self.visibility,
-            "enabled": self.is_template,
-            "is_template": self.is_template,
-            "subscriber_count": self.subscriber_count,
-            "strategy_count": self.strategy_count,
-            "basket_revision": self.revision,
-            "published_at": self.published_at,
+    /// popularity, as the typed shape. The list and detail routes write it
+    /// straight from the row ([`TemplateItem::write`]); the tests check that
+    /// they write exactly this shape's serialisation.
+    pub fn template_item(&self) -> Result<shapes::TemplateItem, QueryError> {
+        let id = parse_text("basket_id", &self.basket_id, Uuid::parse_str)?;
+        let count = |column: &str, n: i64| {
+            u64::try_from(n)
+                .map_err(|e| QueryError::Corrupt(format!("column {column} is negative: {e}")))
+        };
+        Ok(shapes::TemplateItem {
+            template_id: id,
+            basket_id: id,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            category: self.marketplace_category().to_string(),
+            difficulty_level: self
+                .difficulty_level
+                .as_deref()
+                .map(|d| parse_text("difficulty_level", d, DifficultyLevel::parse))
+                .transpose()?,
+            tags: self.tags()?,
+            pricing: self.pricing()?,
+            visibility: self
+                .visibility
+                .as_deref()
+                .map(|v| parse_text("visibility", v, Visibility::parse))
+                .transpose()?,
+            enabled: self.is_template,
+            is_template: self.is_template,
+            subscriber_count: count("subscriber_count", self.subscriber_count)?,
+            strategy_count: u32::try_from(self.strategy_count).map_err(|e| {
+                QueryError::Corrupt(format!("column strategy_count is out of range: {e}"))
+            })?,
+            basket_revision: count("revision", self.revision)?,
+            published_at: self.published_at.clone().map(shapes::Timestamp::stored),
         })
+    }
+}
+
+/// A column a published basket always has; NULL is a projector bug (500
+/// without detail).
+fn required<T>(column: &str, value: Option<T>) -> Result<T, QueryError> {
+    value.ok_or_else(|| QueryError::Corrupt(format!("column {column} is NULL")))
+}
+
+/// A stored strategy as the typed shape: decoded through the domain, or,
+/// for a shape the domain does not decode (a newer projector, say), its
+/// basis points renamed as [`full_strategies`] does, read as the shape.
+pub fn strategy_shape(raw: &Value) -> Result<shapes::Strategy, QueryError> {
+    match serde_json::from_value::<Strategy>(raw.clone()) {
+        Ok(strategy) => Ok(shapes::Strategy::from(&strategy)),
+        Err(_) => decode("strategies", full_strategy(raw)),
     }
 }
 
@@ -378,7 +434,7 @@ pub fn full_strategies(strategies: &Value) -> Value {
 
 fn full_strategy(raw: &Value) -> Value {
     match serde_json::from_value::<Strategy>(raw.clone()) {
-        Ok(strategy) => views::strategy(&strategy),
+        Ok(strategy) => shapes::body(&shapes::Strategy::from(&strategy)),
         // A shape the domain does not decode (a newer projector, say):
         // still rename the basis points the same way rather than fail.
         Err(_) => {
@@ -490,14 +546,14 @@ impl<'r> DetailColumns<'r> {
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of baskets.", body = openapi::BasketList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of baskets.", body = shapes::BasketList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -537,9 +593,13 @@ async fn list_baskets_query(
             KeyValue::Text(b.basket_id.clone()),
         ]
     });
-    Ok(Reply::Json(json!({
-        "baskets": page.rows.iter().map(BasketRow::basket_view).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::BasketList {
+        baskets: page
+            .rows
+            .iter()
+            .map(BasketRow::shape)
+            .collect::<Result<_, _>>()?,
+        next_cursor: page.next_cursor,
     })))
 }
 
@@ -554,14 +614,14 @@ async fn list_baskets_query(
         ("basket_id" = Uuid, Path, description = "The basket id."),
     ),
     responses(
-        (status = 200, description = "The basket.", body = schemas::Basket),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "The basket.", body = shapes::Basket),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -585,7 +645,7 @@ async fn get_basket_query(
     let id = path_uuid(req, "basket_id", "basket")?;
     match fetch_basket(state, &id).await? {
         Some(basket) if basket.owner_id == person.user_id.to_string() => {
-            Ok(Reply::Json(basket.basket_view()))
+            Ok(Reply::Json(shapes::body(&basket.shape()?)))
         }
         _ => Err(QueryError::not_found("basket")),
     }
@@ -633,7 +693,8 @@ mod tests {
 
     fn row(published: bool) -> TestRow {
         let strategies = json!([{
-            "strategy_id": "s1", "name": "Straddle \"weekly\"", "underlying": "NIFTY",
+            "strategy_id": "0193a1b2-0000-7000-8000-0000000000aa",
+            "name": "Straddle \"weekly\"", "underlying": "NIFTY",
             "product": "MIS", "entry_time": "09:20", "exit_time": "15:15",
             "trading_days": ["MON"], "legs": [{"action": "SELL"}]
         }]);
@@ -667,14 +728,18 @@ mod tests {
     }
 
     #[test]
-    fn items_are_written_byte_for_byte_as_the_value_renders_them() {
+    fn items_are_written_byte_for_byte_as_the_typed_shapes_serialise() {
         for published in [true, false] {
             let row = row(published);
             let expected = BasketRow::from_columns(&row).unwrap();
             let item = TemplateItem::read(&row).unwrap();
             let mut out = JsonOut::default();
             item.write(&mut out, None).unwrap();
-            assert_eq!(out.finish(), expected.template_item().to_string());
+            let written = out.finish();
+            let shape = expected.template_item().unwrap();
+            assert_eq!(written, shapes::body(&shape).to_string());
+            let read: shapes::TemplateItem = serde_json::from_str(&written).unwrap();
+            assert_eq!(read, shape);
 
             let more = DetailColumns::read(&row).unwrap();
             let mut out = JsonOut::default();
@@ -684,16 +749,14 @@ mod tests {
                 updated_at: more.updated_at,
             };
             item.write(&mut out, Some(details)).unwrap();
-            let mut detail = expected.template_item();
-            if let Value::Object(map) = &mut detail {
-                map.insert("strategies".into(), strategy_previews(&expected.strategies));
-                map.insert(
-                    "performance_metrics".into(),
-                    expected.performance_metrics.clone().unwrap_or(Value::Null),
-                );
-                map.insert("updated_at".into(), json!(expected.updated_at));
-            }
-            assert_eq!(out.finish(), detail.to_string());
+            let detail = shapes::TemplateDetail {
+                item: shape,
+                strategies: serde_json::from_value(strategy_previews(&expected.strategies))
+                    .unwrap(),
+                performance_metrics: expected.performance_metrics.clone().unwrap_or(Value::Null),
+                updated_at: shapes::Timestamp::stored(&expected.updated_at),
+            };
+            assert_eq!(out.finish(), shapes::body(&detail).to_string());
         }
     }
 

@@ -31,13 +31,13 @@
 //! not, latest first publication first; items as above.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
+use basketry_http::shapes;
 use basketry_http::Principal;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::baskets::{
-    full_strategies, read_basket, strategy_previews, DetailColumns, Details, TemplateItem,
+    read_basket, strategy_previews, strategy_shape, DetailColumns, Details, TemplateItem,
     ITEM_COLUMNS,
 };
 use crate::error::QueryError;
@@ -182,14 +182,14 @@ async fn fetch_page(
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of templates.", body = openapi::TemplateList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of templates.", body = shapes::TemplateList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = []), ("partner_key" = [], "partner_secret" = [])),
 )]
@@ -269,14 +269,14 @@ async fn list_templates_query(
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of templates.", body = openapi::TemplateList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of templates.", body = shapes::TemplateList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -320,14 +320,14 @@ async fn admin_templates_query(
         ("id" = Uuid, Path, description = "The template id."),
     ),
     responses(
-        (status = 200, description = "The template.", body = openapi::TemplateDetail),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "The template.", body = shapes::TemplateDetail),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = []), ("partner_key" = [], "partner_secret" = [])),
 )]
@@ -364,7 +364,7 @@ async fn get_template_query(
             (privileged, _) => {
                 let all = parse_json("strategies", more.strategies)?;
                 rendered = if privileged {
-                    with_leg_counts(full_strategies(&all))
+                    shapes::body(&full_strategies_with_leg_counts(&all)?)
                 } else {
                     // A row projected before previews were stored.
                     strategy_previews(&all)
@@ -402,14 +402,20 @@ fn visible(viewer: &Viewer, item: &TemplateItem<'_>, owner_id: &str) -> bool {
 }
 
 /// Full strategies also say how many legs they have, like previews do.
-fn with_leg_counts(mut strategies: Value) -> Value {
-    if let Value::Array(items) = &mut strategies {
-        for s in items {
-            let legs = s.get("legs").and_then(Value::as_array).map_or(0, Vec::len);
-            if let Value::Object(map) = s {
-                map.insert("leg_count".into(), json!(legs));
-            }
-        }
-    }
-    strategies
+fn full_strategies_with_leg_counts(
+    strategies: &Value,
+) -> Result<Vec<shapes::FullStrategy>, QueryError> {
+    let Value::Array(items) = strategies else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .map(|raw| {
+            let strategy = strategy_shape(raw)?;
+            Ok(shapes::FullStrategy {
+                leg_count: u32::try_from(strategy.legs.len()).unwrap_or(u32::MAX),
+                strategy,
+            })
+        })
+        .collect()
 }

@@ -286,6 +286,23 @@ pub fn parse_json(column: &str, text: &str) -> Result<Value, QueryError> {
         .map_err(|e| QueryError::Corrupt(format!("column {column} is not json: {e}")))
 }
 
+/// A JSON column's value read as `T` (a typed shape); one that does not
+/// fit is a projector bug (500 without detail).
+pub fn decode<T: serde::de::DeserializeOwned>(column: &str, value: Value) -> Result<T, QueryError> {
+    serde_json::from_value(value)
+        .map_err(|e| QueryError::Corrupt(format!("column {column} does not fit its shape: {e}")))
+}
+
+/// A text column read by `parse` (an id, a date, a domain enumeration);
+/// one that does not parse is a projector bug (500 without detail).
+pub fn parse_text<T, E: std::fmt::Display>(
+    column: &str,
+    text: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, QueryError> {
+    parse(text).map_err(|e| QueryError::Corrupt(format!("column {column} does not parse: {e}")))
+}
+
 /// Whether the pool talks to PostgreSQL (for the few statements that are
 /// not portable, such as choosing a transaction's isolation level).
 pub fn is_postgres(conn: &sqlx::AnyConnection) -> bool {

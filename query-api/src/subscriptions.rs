@@ -10,21 +10,25 @@
 //!   the ACTIVE subscriptions of a template with their allocations, oldest
 //!   first; 404 for a basket that was never published.
 //!
-//! A subscription renders with the command API's field names
-//! ([`basketry_command_api::views::subscription`]): `subscription_id,
-//! template_id, template_name, user_id, user_email, partner_id, api_key_id,
-//! status, pricing {type, monthly_fee, currency}, broker_allocations,
-//! next_billing_date (YYYY-MM-DD, null when free or cancelled),
-//! status_history [{from, to, actor, reason, at}], created_at, updated_at`.
+//! A subscription is the command API's shape ([`shapes::Subscription`]):
+//! `subscription_id, template_id, template_name, user_id, user_email,
+//! partner_id, api_key_id, status, pricing {type, monthly_fee, currency},
+//! broker_allocations, next_billing_date (YYYY-MM-DD, null when free or
+//! cancelled), status_history [{from, to, actor, reason, at}], created_at,
+//! updated_at`.
 //! Lists are newest first (`created_position` descending, then
 //! `subscription_id`); `status` filters by `ACTIVE`, `PAUSED` or
 //! `CANCELLED`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::openapi::schemas;
+use basketry_domain::basket::PricingType;
+use basketry_domain::subscription::SubscriptionStatus;
+use basketry_http::shapes;
 use basketry_http::Principal;
-use serde_json::{json, Value};
+use chrono::NaiveDate;
+use serde_json::Value;
 use sqlx::any::AnyRow;
+use uuid::Uuid;
 
 use crate::baskets::fetch_basket;
 use crate::error::QueryError;
@@ -32,7 +36,7 @@ use crate::openapi;
 use crate::paging::{Dir, KeyValue, Kind, Ordering, PageRequest};
 use crate::params::{path_uuid, Params};
 use crate::request::{run, Reply};
-use crate::rows::{int, json, opt_text, text, Sql};
+use crate::rows::{decode, int, json, opt_text, parse_text, text, Sql};
 use crate::QueryState;
 
 /// The statuses `?status=` accepts.
@@ -131,45 +135,61 @@ impl SubscriptionRow {
     }
 
     /// The subscription as users and partners see it.
-    pub fn view(&self) -> Value {
-        let next_billing_date = if self.status == "CANCELLED" {
-            None
-        } else {
-            self.next_billing_date.as_deref()
+    pub fn shape(&self) -> Result<shapes::Subscription, QueryError> {
+        let status = self.status()?;
+        let next_billing_date = match &self.next_billing_date {
+            Some(date) if status != SubscriptionStatus::Cancelled => {
+                Some(parse_text("next_billing_date", date, |d| {
+                    NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                })?)
+            }
+            _ => None,
         };
-        json!({
-            "subscription_id": self.subscription_id,
-            "template_id": self.template_id,
-            "template_name": self.template_name,
-            "user_id": self.user_id,
-            "user_email": self.user_email,
-            "partner_id": self.partner_id,
-            "api_key_id": self.api_key_id,
-            "status": self.status,
-            "pricing": {
-                "type": self.pricing_type,
-                "monthly_fee": self.monthly_fee,
-                "currency": self.currency,
+        Ok(shapes::Subscription {
+            subscription_id: parse_text("subscription_id", &self.subscription_id, Uuid::parse_str)?,
+            template_id: parse_text("template_id", &self.template_id, Uuid::parse_str)?,
+            template_name: self.template_name.clone(),
+            user_id: parse_text("user_id", &self.user_id, Uuid::parse_str)?,
+            user_email: self.user_email.clone(),
+            partner_id: self.partner_id.clone(),
+            api_key_id: self
+                .api_key_id
+                .as_deref()
+                .map(|k| parse_text("api_key_id", k, Uuid::parse_str))
+                .transpose()?,
+            status,
+            pricing: shapes::Pricing {
+                pricing_type: parse_text("pricing_type", &self.pricing_type, PricingType::parse)?,
+                monthly_fee: self.monthly_fee,
+                currency: self.currency.clone(),
             },
-            "broker_allocations": self.allocations,
-            "next_billing_date": next_billing_date,
-            "status_history": self.status_history,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            broker_allocations: self.allocations()?,
+            next_billing_date,
+            status_history: decode("status_history", self.status_history.clone())?,
+            created_at: shapes::Timestamp::stored(&self.created_at),
+            updated_at: Some(shapes::Timestamp::stored(&self.updated_at)),
         })
     }
 
     /// The subscriber as executors see it: who, through whom, and where
     /// orders go.
-    pub fn subscriber_view(&self) -> Value {
-        json!({
-            "subscription_id": self.subscription_id,
-            "user_id": self.user_id,
-            "partner_id": self.partner_id,
-            "status": self.status,
-            "broker_allocations": self.allocations,
-            "created_at": self.created_at,
+    pub fn subscriber(&self) -> Result<shapes::Subscriber, QueryError> {
+        Ok(shapes::Subscriber {
+            subscription_id: parse_text("subscription_id", &self.subscription_id, Uuid::parse_str)?,
+            user_id: parse_text("user_id", &self.user_id, Uuid::parse_str)?,
+            partner_id: self.partner_id.clone(),
+            status: self.status()?,
+            broker_allocations: self.allocations()?,
+            created_at: shapes::Timestamp::stored(&self.created_at),
         })
+    }
+
+    fn status(&self) -> Result<SubscriptionStatus, QueryError> {
+        parse_text("status", &self.status, SubscriptionStatus::parse)
+    }
+
+    fn allocations(&self) -> Result<Vec<shapes::Allocation>, QueryError> {
+        decode("allocations", self.allocations.clone())
     }
 
     fn key(&self) -> Vec<KeyValue> {
@@ -230,9 +250,13 @@ async fn list(
         .map(SubscriptionRow::from_row)
         .collect::<Result<Vec<_>, _>>()?;
     let page = page.finish(rows, SubscriptionRow::key);
-    Ok(Reply::Json(json!({
-        "subscriptions": page.rows.iter().map(SubscriptionRow::view).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::SubscriptionList {
+        subscriptions: page
+            .rows
+            .iter()
+            .map(SubscriptionRow::shape)
+            .collect::<Result<_, _>>()?,
+        next_cursor: page.next_cursor,
     })))
 }
 
@@ -253,7 +277,9 @@ async fn one(
     scope.push(&mut sql);
     let row = sql.query().fetch_optional(&state.db).await?;
     match row {
-        Some(row) => Ok(Reply::Json(SubscriptionRow::from_row(&row)?.view())),
+        Some(row) => Ok(Reply::Json(shapes::body(
+            &SubscriptionRow::from_row(&row)?.shape()?,
+        ))),
         None => Err(QueryError::not_found("subscription")),
     }
 }
@@ -271,14 +297,14 @@ async fn one(
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of subscriptions.", body = openapi::SubscriptionList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of subscriptions.", body = shapes::SubscriptionList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -304,14 +330,14 @@ pub async fn list_user_subscriptions(
         ("id" = Uuid, Path, description = "The subscription id."),
     ),
     responses(
-        (status = 200, description = "The subscription.", body = schemas::Subscription),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "The subscription.", body = shapes::Subscription),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -339,14 +365,14 @@ pub async fn get_user_subscription(
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of subscriptions.", body = openapi::SubscriptionList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of subscriptions.", body = shapes::SubscriptionList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("partner_key" = [], "partner_secret" = [])),
 )]
@@ -372,14 +398,14 @@ pub async fn list_partner_subscriptions(
         ("id" = Uuid, Path, description = "The subscription id."),
     ),
     responses(
-        (status = 200, description = "The subscription.", body = schemas::Subscription),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "The subscription.", body = shapes::Subscription),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("partner_key" = [], "partner_secret" = [])),
 )]
@@ -407,15 +433,15 @@ pub async fn get_partner_subscription(
         openapi::Page,
     ),
     responses(
-        (status = 200, description = "A page of subscribers.", body = openapi::SubscriberList),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 404, response = schemas::NotFound),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 200, description = "A page of subscribers.", body = shapes::SubscriberList),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 404, response = shapes::NotFound),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -454,9 +480,13 @@ async fn subscribers_query(
         .map(SubscriptionRow::from_row)
         .collect::<Result<Vec<_>, _>>()?;
     let page = page.finish(rows, SubscriptionRow::key);
-    Ok(Reply::Json(json!({
-        "template_id": id,
-        "subscribers": page.rows.iter().map(SubscriptionRow::subscriber_view).collect::<Vec<_>>(),
-        "next_cursor": page.next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::SubscriberList {
+        template_id: parse_text("template_id", &id, Uuid::parse_str)?,
+        subscribers: page
+            .rows
+            .iter()
+            .map(SubscriptionRow::subscriber)
+            .collect::<Result<_, _>>()?,
+        next_cursor: page.next_cursor,
     })))
 }

@@ -290,6 +290,11 @@ fn error_bodies_match_the_problem_schema() {
         let body: Value = serde_json::from_str(&body).expect("problem+json");
         let errors = shape::check(&doc, problem, &body);
         assert!(errors.is_empty(), "{e:?}: {errors:?}\n{body}");
+        // …and it is the typed `Problem` the document is generated from,
+        // member for member.
+        let typed: basketry_http::shapes::Problem =
+            serde_json::from_value(body.clone()).expect("a typed Problem");
+        assert_eq!(basketry_http::shapes::body(&typed), body, "{e:?}");
     }
 }
 

@@ -82,12 +82,10 @@
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
+use basketry_http::shapes;
 use basketry_http::Principal;
-use chrono::{Datelike, NaiveDate};
 use futures::StreamExt;
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
@@ -99,6 +97,10 @@ use crate::params::{DateRange, Params};
 use crate::request::{accepts, run, ChunkStream, Reply};
 use crate::rows::{int, opt_text, snapshot, text, Sql};
 use crate::QueryState;
+
+mod statement;
+
+pub use statement::*;
 
 /// The version of the canonical form [`LedgerLine::canonical_line`] writes.
 pub const CANONICAL_FORM_VERSION: u32 = 1;
@@ -199,28 +201,28 @@ impl LedgerLine {
         format!("{}.{}", self.commit_position, self.prepare_position)
     }
 
-    /// The entry's JSON.
-    pub fn view(&self) -> Value {
-        json!({
-            "event_id": self.event_id,
-            "position": self.position(),
-            "commit_position": self.commit_position,
-            "prepare_position": self.prepare_position,
-            "subscription_id": self.subscription_id,
-            "template_id": self.template_id,
-            "user_id": self.user_id,
-            "partner_id": self.partner_id,
-            "period_index": self.period_index,
-            "period_start": self.period_start,
-            "period_end": self.period_end,
-            "amount": self.amount,
-            "currency": self.currency,
-            "partner_bps": self.partner_bps,
-            "platform_bps": self.platform_bps,
-            "partner_share": self.partner_share,
-            "platform_share": self.platform_share,
-            "recorded_at": self.recorded_at,
-        })
+    /// The line as the API shows it.
+    pub fn entry(&self) -> shapes::LedgerEntry {
+        shapes::LedgerEntry {
+            event_id: self.event_id.clone(),
+            position: self.position(),
+            commit_position: self.commit_position,
+            prepare_position: self.prepare_position,
+            subscription_id: self.subscription_id.clone(),
+            template_id: self.template_id.clone(),
+            user_id: self.user_id.clone(),
+            partner_id: self.partner_id.clone(),
+            period_index: self.period_index,
+            period_start: shapes::Timestamp::stored(&self.period_start),
+            period_end: shapes::Timestamp::stored(&self.period_end),
+            amount: self.amount,
+            currency: self.currency.clone(),
+            partner_bps: self.partner_bps,
+            platform_bps: self.platform_bps,
+            partner_share: self.partner_share,
+            platform_share: self.platform_share,
+            recorded_at: shapes::Timestamp::stored(&self.recorded_at),
+        }
     }
 
     /// The line's canonical form, version 1 (module docs), `\n` included.
@@ -312,13 +314,13 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn view(&self) -> Value {
-        json!({
-            "gross": self.gross,
-            "platform_share": self.platform_share,
-            "partner_share": self.partner_share,
-            "currency": self.currency,
-        })
+    fn view(&self) -> shapes::CurrencyTotals {
+        shapes::CurrencyTotals {
+            gross: self.gross,
+            platform_share: self.platform_share,
+            partner_share: self.partner_share,
+            currency: self.currency.clone(),
+        }
     }
 
     /// Sums `lines` per currency, in currency order; `None` when a sum does
@@ -362,17 +364,33 @@ fn is_sum_overflow(e: &sqlx::Error) -> bool {
 }
 
 /// The `totals`, `totals_by_currency` and `entry_count` members.
-fn totals_members(totals: &[Totals]) -> (Value, Value, i64) {
+fn totals_members(totals: &[Totals]) -> (shapes::LedgerTotals, Vec<shapes::CurrencyTotals>, i64) {
     let headline = match totals {
-        [] => json!({"gross": 0, "platform_share": 0, "partner_share": 0, "currency": null}),
-        [one] => one.view(),
-        _ => {
-            json!({"gross": null, "platform_share": null, "partner_share": null, "currency": null})
-        }
+        [] => shapes::LedgerTotals {
+            gross: Some(0),
+            platform_share: Some(0),
+            partner_share: Some(0),
+            currency: None,
+        },
+        [one] => shapes::LedgerTotals {
+            gross: Some(one.gross),
+            platform_share: Some(one.platform_share),
+            partner_share: Some(one.partner_share),
+            currency: Some(one.currency.clone()),
+        },
+        _ => NO_HEADLINE,
     };
-    let by_currency = Value::Array(totals.iter().map(Totals::view).collect());
+    let by_currency = totals.iter().map(Totals::view).collect();
     (headline, by_currency, totals.iter().map(|t| t.count).sum())
 }
+
+/// The headline of a range over several currencies: no sum across them.
+const NO_HEADLINE: shapes::LedgerTotals = shapes::LedgerTotals {
+    gross: None,
+    platform_share: None,
+    partner_share: None,
+    currency: None,
+};
 
 /// Which lines a request covers.
 #[derive(Debug, Clone)]
@@ -555,12 +573,12 @@ async fn ledger(
 
     let page = page.finish(lines, LedgerLine::key);
     let (totals, by_currency, count) = totals_members(&totals);
-    Ok(Reply::Json(json!({
-        "entries": page.rows.iter().map(LedgerLine::view).collect::<Vec<_>>(),
-        "totals": totals,
-        "totals_by_currency": by_currency,
-        "entry_count": count,
-        "next_cursor": page.next_cursor,
+    Ok(Reply::Json(shapes::body(&shapes::Ledger {
+        entries: page.rows.iter().map(LedgerLine::entry).collect(),
+        totals,
+        totals_by_currency: by_currency,
+        entry_count: count,
+        next_cursor: page.next_cursor,
     })))
 }
 
@@ -580,16 +598,16 @@ async fn ledger(
     ),
     responses(
         (status = 200, description = "A page of lines with the range's totals, or the whole range as CSV.", content(
-            (openapi::Ledger = "application/json"),
+            (shapes::Ledger = "application/json"),
             (String = "text/csv")
         )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("partner_key" = [], "partner_secret" = [])),
 )]
@@ -635,16 +653,16 @@ async fn partner_ledger_query(
     ),
     responses(
         (status = 200, description = "A page of lines with the range's totals, or the whole range as CSV.", content(
-            (openapi::Ledger = "application/json"),
+            (shapes::Ledger = "application/json"),
             (String = "text/csv")
         )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 422, response = schemas::UnprocessableEntity),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 422, response = shapes::UnprocessableEntity),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -678,191 +696,11 @@ async fn admin_ledger_query(
     ledger(state, req, &params, filter, &stem).await
 }
 
-/// A strict `YYYY-MM` month: its first day and the first day of the next.
-pub fn parse_month(raw: &str) -> Option<(NaiveDate, NaiveDate)> {
-    let bytes = raw.as_bytes();
-    if bytes.len() != 7 || bytes[4] != b'-' {
-        return None;
-    }
-    let first = crate::params::parse_date(&format!("{raw}-01"))?;
-    let next = if first.month() == 12 {
-        NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)?
-    } else {
-        NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)?
-    };
-    Some((first, next))
-}
-
-/// A monthly statement
-///
-/// Needs `ledger:read`. Every line of the partner dated in that UTC month,
-/// with totals and the SHA-256 digest of the canonical lines (version 1:
-/// one line per entry, `event_id,commit.prepare,subscription_id,
-/// period_start,period_end,amount,currency,partner_bps,partner_share,
-/// platform_share` and `\n`). `Accept: text/csv` gives the lines as CSV.
-/// The same statement is the same bytes every time. A month that is not
-/// `YYYY-MM` is 400 `invalid_month`.
-#[utoipa::path(
-    get,
-    path = "/partner/statements/{month}",
-    tag = "Ledger",
-    params(
-        ("month" = String, Path, description = "`YYYY-MM`.", example = "2026-10"),
-    ),
-    responses(
-        (status = 200, description = "The statement, or its lines as CSV.", content(
-            (openapi::Statement = "application/json"),
-            (String = "text/csv")
-        )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
-    ),
-    security(("partner_key" = [], "partner_secret" = [])),
-)]
-pub async fn partner_statement(
-    state: web::Data<QueryState>,
-    req: HttpRequest,
-    principal: Principal,
-) -> HttpResponse {
-    run(&state, &req, &principal, || {
-        statement_query(&state, &req, &principal)
-    })
-    .await
-}
-
-async fn statement_query(
-    state: &QueryState,
-    req: &HttpRequest,
-    principal: &Principal,
-) -> Result<Reply, QueryError> {
-    let partner = principal.require_partner_permission(Permission::LedgerRead)?;
-    Params::of(req, STATEMENT_PARAMS)?;
-    let raw = req.match_info().get("month").unwrap_or_default();
-    let statement = Statement::load(&state.db, partner.partner_id.as_ref(), raw).await?;
-    if wants_csv(req) {
-        return Ok(Reply::Csv {
-            body: statement.to_csv(),
-            filename: statement.csv_filename(),
-        });
-    }
-    Ok(Reply::Json(statement.view()))
-}
-
-/// Lines as CSV: the header row, then one row per line, CRLF line ends.
-fn csv(lines: &[LedgerLine]) -> String {
-    let mut body = String::with_capacity(128 * (lines.len() + 1));
-    body.push_str(CSV_HEADER);
-    body.push_str("\r\n");
-    for line in lines {
-        body.push_str(&line.csv_row());
-        body.push_str("\r\n");
-    }
-    body
-}
-
-/// A partner's monthly statement: what `GET /partner/statements/{month}`
-/// answers and what `basketry ledger export` writes, byte for byte — both
-/// render it with [`Statement::to_json`] or [`Statement::to_csv`], and it
-/// holds nothing that depends on when it was rendered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    /// The partner.
-    pub partner_id: String,
-    /// `YYYY-MM`.
-    pub month: String,
-    /// The month's first day.
-    pub first: NaiveDate,
-    /// The next month's first day.
-    pub next: NaiveDate,
-    /// Every line of the partner dated (by `period_start`) in the month, in
-    /// log order.
-    pub lines: Vec<LedgerLine>,
-}
-
-impl Statement {
-    /// Reads the statement of `partner_id` for `month` (`YYYY-MM`, else 400
-    /// `invalid_month`) from the ledger read model.
-    pub async fn load(db: &AnyPool, partner_id: &str, month: &str) -> Result<Self, QueryError> {
-        let (first, next) = parse_month(month).ok_or_else(|| {
-            QueryError::bad_request("invalid_month", "the month must be written YYYY-MM")
-        })?;
-        let filter = Filter {
-            partner_id: Some(partner_id.to_string()),
-            range: DateRange {
-                lower: Some(first.format("%Y-%m-%d").to_string()),
-                upper: Some(next.format("%Y-%m-%d").to_string()),
-            },
-        };
-        // One statement, one read: the lines, their totals and their digest
-        // all come from the same rows.
-        let lines = all_lines(db, &filter).await?;
-        if Totals::of_lines(&lines).is_none() {
-            return Err(totals_overflow());
-        }
-        Ok(Self {
-            partner_id: partner_id.to_string(),
-            month: month.to_string(),
-            first,
-            next,
-            lines,
-        })
-    }
-
-    /// The SHA-256 digest of the canonical lines ([`digest`]).
-    pub fn digest(&self) -> String {
-        digest(&self.lines)
-    }
-
-    /// The JSON document.
-    pub fn view(&self) -> Value {
-        // `load` refuses a month whose sums overflow; one built otherwise
-        // shows no headline sums rather than wrapped ones.
-        let (totals, by_currency, count) = match Totals::of_lines(&self.lines) {
-            Some(totals) => totals_members(&totals),
-            None => (
-                json!({"gross": null, "platform_share": null, "partner_share": null, "currency": null}),
-                Value::Null,
-                i64::try_from(self.lines.len()).unwrap_or(i64::MAX),
-            ),
-        };
-        let last_day = self.next.pred_opt().unwrap_or(self.first);
-        json!({
-            "partner_id": self.partner_id,
-            "month": self.month,
-            "from": self.first.format("%Y-%m-%d").to_string(),
-            "to": last_day.format("%Y-%m-%d").to_string(),
-            "entries": self.lines.iter().map(LedgerLine::view).collect::<Vec<_>>(),
-            "totals": totals,
-            "totals_by_currency": by_currency,
-            "entry_count": count,
-            "canonical_form_version": CANONICAL_FORM_VERSION,
-            "digest_algorithm": "sha256",
-            "digest": self.digest(),
-        })
-    }
-
-    /// The JSON document as the API sends it.
-    pub fn to_json(&self) -> String {
-        self.view().to_string()
-    }
-
-    /// The lines as CSV, as the API sends them for `Accept: text/csv`.
-    pub fn to_csv(&self) -> String {
-        csv(&self.lines)
-    }
-
-    /// The CSV's suggested file name.
-    pub fn csv_filename(&self) -> String {
-        format!("statement-{}-{}.csv", self.partner_id, self.month)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+    use serde_json::Value;
+
     use super::*;
 
     fn line(event: &str, position: i64, amount: i64) -> LedgerLine {
@@ -916,12 +754,12 @@ mod tests {
         let lines = [line("a", 1, 99900), line("b", 2, 100)];
         let totals = Totals::of_lines(&lines).unwrap();
         let (headline, by_currency, count) = totals_members(&totals);
-        assert_eq!(headline["gross"], 100000);
-        assert_eq!(headline["currency"], "INR");
-        assert_eq!(by_currency.as_array().unwrap().len(), 1);
+        assert_eq!(headline.gross, Some(100000));
+        assert_eq!(headline.currency.as_deref(), Some("INR"));
+        assert_eq!(by_currency.len(), 1);
         assert_eq!(count, 2);
         let (empty, _, zero) = totals_members(&[]);
-        assert_eq!((empty["gross"].clone(), zero), (json!(0), 0));
+        assert_eq!((empty.gross, zero), (Some(0), 0));
     }
 
     #[test]

@@ -96,10 +96,10 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use basketry_command_api::openapi::schemas;
 use basketry_domain::basket::{Expiry, Leg, LegAction, OptionType, Strike};
 use basketry_domain::subscription::{BrokerAllocation, MaxLotsPerOrder};
 use basketry_domain::LotMultiplier;
+use basketry_http::shapes;
 use basketry_http::Principal;
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Timelike, Utc, Weekday};
 use futures::StreamExt;
@@ -116,6 +116,12 @@ use crate::params::Params;
 use crate::request::accepts;
 use crate::rows::{int, opt_text, snapshot, text};
 use crate::QueryState;
+
+mod writer;
+
+#[cfg(test)]
+use writer::Writer;
+use writer::{produce, Format};
 
 /// The query parameters of `GET /execution/plan`.
 pub const PLAN_PARAMS: &[&str] = &["at"];
@@ -203,6 +209,14 @@ impl Phase {
         match self {
             Phase::Entry => "ENTRY",
             Phase::Exit => "EXIT",
+        }
+    }
+
+    /// The phase as the plan's lines name it.
+    pub const fn shape(self) -> shapes::PlanPhase {
+        match self {
+            Phase::Entry => shapes::PlanPhase::Entry,
+            Phase::Exit => shapes::PlanPhase::Exit,
         }
     }
 
@@ -323,45 +337,6 @@ impl PlanMinute {
 
 // ------------------------------------------------------------ the lines
 
-/// One order of the plan, as one object: what the pre-rendered parts
-/// below ([`HeadPart`], [`WhoPart`], [`LegPart`] and the sizes) must add up
-/// to, byte for byte (checked by the tests).
-#[cfg(test)]
-#[derive(Debug, Serialize)]
-struct OrderLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    phase: &'static str,
-    position_effect: &'static str,
-    source: &'static str,
-    basket_id: &'a str,
-    template_id: Option<&'a str>,
-    basket_revision: i64,
-    strategy_id: &'a str,
-    strategy_name: &'a str,
-    underlying: &'a str,
-    product: &'a str,
-    user_id: &'a str,
-    subscription_id: Option<&'a str>,
-    partner_id: Option<&'a str>,
-    allocation_id: Option<String>,
-    broker_id: Option<&'a str>,
-    client_id: Option<&'a str>,
-    lot_multiplier: LotMultiplier,
-    max_lots_per_order: u32,
-    leg_index: usize,
-    action: LegAction,
-    leg_action: LegAction,
-    option_type: OptionType,
-    strike: Strike,
-    expiry: Expiry,
-    leg_lots: u32,
-    total_lots: u64,
-    lots: u64,
-    slice: usize,
-    slices: usize,
-}
-
 /// The fields of an order that are the same for every order of a strategy
 /// and source: rendered once per strategy.
 #[derive(Debug, Serialize)]
@@ -420,36 +395,6 @@ fn members(part: &impl Serialize) -> Result<Vec<u8>, QueryError> {
     out.remove(0);
     out.push(b',');
     Ok(out)
-}
-
-/// Something the plan does not trade, and why.
-#[derive(Debug, Serialize)]
-struct SkippedLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    phase: &'static str,
-    basket_id: &'a str,
-    template_id: &'a str,
-    strategy_id: &'a str,
-    user_id: &'a str,
-    subscription_id: &'a str,
-    partner_id: Option<&'a str>,
-    allocation_id: Option<String>,
-    leg_index: Option<usize>,
-    code: &'static str,
-    reason: String,
-}
-
-/// The last line of the ndjson form.
-#[derive(Debug, Serialize)]
-struct EndLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    at: &'a str,
-    minute: &'a str,
-    weekday: Option<&'static str>,
-    order_count: u64,
-    skipped_count: u64,
 }
 
 /// One row of [`SCHEDULE_SQL`]: a strategy entering or exiting at the
@@ -591,428 +536,6 @@ enum Pass {
     Skipped,
 }
 
-// ------------------------------------------------------------ the body
-
-/// The response form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Json,
-    Ndjson,
-}
-
-/// Why writing the plan stopped early.
-enum Stop {
-    /// The client went away: nothing to report.
-    Gone,
-    /// The read failed.
-    Failed(QueryError),
-}
-
-impl From<QueryError> for Stop {
-    fn from(e: QueryError) -> Self {
-        Stop::Failed(e)
-    }
-}
-
-impl From<sqlx::Error> for Stop {
-    fn from(e: sqlx::Error) -> Self {
-        Stop::Failed(e.into())
-    }
-}
-
-/// Writes the body in chunks into the channel.
-struct Writer {
-    format: Format,
-    buf: Vec<u8>,
-    tx: mpsc::Sender<Result<Bytes, QueryError>>,
-    /// No item written yet in the current JSON list.
-    first: bool,
-    orders: u64,
-    skipped: u64,
-}
-
-impl Writer {
-    fn new(format: Format, tx: mpsc::Sender<Result<Bytes, QueryError>>) -> Self {
-        Self {
-            format,
-            buf: Vec::with_capacity(CHUNK_BYTES + 4096),
-            tx,
-            first: true,
-            orders: 0,
-            skipped: 0,
-        }
-    }
-
-    fn raw(&mut self, text: &str) {
-        self.buf.extend_from_slice(text.as_bytes());
-    }
-
-    fn item(&mut self, item: &impl Serialize) -> Result<(), Stop> {
-        self.start_item();
-        serde_json::to_writer(&mut self.buf, item)
-            .map_err(|e| QueryError::Corrupt(format!("a plan line does not serialise: {e}")))?;
-        self.end_item();
-        Ok(())
-    }
-
-    fn text_value(&mut self, value: &str) {
-        // Strings of the plan's own making (timestamps, weekdays) always
-        // serialise; the fallback only keeps the JSON valid.
-        let quoted = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
-        self.raw(&quoted);
-    }
-
-    async fn flush(&mut self) -> Result<(), Stop> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(CHUNK_BYTES + 4096),
-        ));
-        match tokio::time::timeout(STALLED_CLIENT, self.tx.send(Ok(chunk))).await {
-            Ok(sent) => sent.map_err(|_| Stop::Gone),
-            Err(_) => {
-                tracing::warn!(
-                    "execution plan: the client took no data for {} s; cut off",
-                    STALLED_CLIENT.as_secs()
-                );
-                Err(Stop::Gone)
-            }
-        }
-    }
-
-    async fn maybe_flush(&mut self) -> Result<(), Stop> {
-        if self.buf.len() >= CHUNK_BYTES {
-            self.flush().await
-        } else {
-            Ok(())
-        }
-    }
-
-    fn begin(&mut self, plan: &PlanMinute) {
-        if self.format == Format::Json {
-            self.raw("{\"at\":");
-            self.text_value(&plan.at_text());
-            self.raw(",\"minute\":");
-            self.text_value(&plan.minute_text());
-            self.raw(",\"weekday\":");
-            match plan.weekday {
-                Some(day) => self.text_value(day),
-                None => self.raw("null"),
-            }
-            self.raw(",\"orders\":[");
-            self.first = true;
-        }
-    }
-
-    fn between_lists(&mut self) {
-        if self.format == Format::Json {
-            self.raw("],\"skipped\":[");
-            self.first = true;
-        }
-    }
-
-    fn end(&mut self, plan: &PlanMinute) -> Result<(), Stop> {
-        match self.format {
-            Format::Json => {
-                let counts = format!(
-                    "],\"order_count\":{},\"skipped_count\":{}}}",
-                    self.orders, self.skipped
-                );
-                self.raw(&counts);
-                Ok(())
-            }
-            Format::Ndjson => {
-                let (at, minute) = (plan.at_text(), plan.minute_text());
-                let end = EndLine {
-                    kind: "end",
-                    at: &at,
-                    minute: &minute,
-                    weekday: plan.weekday,
-                    order_count: self.orders,
-                    skipped_count: self.skipped,
-                };
-                self.item(&end)
-            }
-        }
-    }
-
-    /// Starts an item: a comma between the items of a JSON list.
-    fn start_item(&mut self) {
-        if self.format == Format::Json && !self.first {
-            self.buf.push(b',');
-        }
-        self.first = false;
-    }
-
-    /// Ends an item: a line break in ndjson.
-    fn end_item(&mut self) {
-        if self.format == Format::Ndjson {
-            self.buf.push(b'\n');
-        }
-    }
-
-    /// Writes the orders of one leg for one allocation (or the owner):
-    /// `floor(leg_lots × multiplier)` lots in orders of at most
-    /// `max_per_order`, each order its three parts and its sizes.
-    async fn leg_orders(
-        &mut self,
-        head: &[u8],
-        who: &[u8],
-        leg: (&[u8], u32),
-        multiplier: LotMultiplier,
-        max_per_order: u32,
-    ) -> Result<(), Stop> {
-        let (leg_part, leg_lots) = leg;
-        let total = multiplier.apply(leg_lots);
-        let max = u64::from(max_per_order.max(1));
-        let slices = total.div_ceil(max);
-        for slice in 1..=slices {
-            let lots = (total - (slice - 1) * max).min(max);
-            self.start_item();
-            self.buf.extend_from_slice(head);
-            self.buf.extend_from_slice(who);
-            self.buf.extend_from_slice(leg_part);
-            write!(
-                self.buf,
-                "\"total_lots\":{total},\"lots\":{lots},\"slice\":{slice},\"slices\":{slices}}}"
-            )
-            .map_err(|e| QueryError::Corrupt(format!("a plan line does not render: {e}")))?;
-            self.end_item();
-            self.orders += 1;
-            self.maybe_flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Writes the owner's orders of a strategy of a basket never published.
-    async fn owner_orders(
-        &mut self,
-        strategy: &StrategyRow,
-        parts: &StrategyParts,
-    ) -> Result<(), Stop> {
-        let max = MaxLotsPerOrder::default().get();
-        let who = members(&WhoPart {
-            user_id: &strategy.owner_id,
-            subscription_id: None,
-            partner_id: None,
-            allocation_id: None,
-            broker_id: None,
-            client_id: None,
-            lot_multiplier: LotMultiplier::ONE,
-            max_lots_per_order: max,
-        })?;
-        for (leg, part) in strategy.legs.iter().zip(&parts.legs) {
-            self.leg_orders(
-                &parts.owner_head,
-                &who,
-                (part, leg.lots.get()),
-                LotMultiplier::ONE,
-                max,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Writes what `pass` writes of one subscription of a strategy.
-    async fn subscriber(
-        &mut self,
-        pass: Pass,
-        strategy: &StrategyRow,
-        parts: &StrategyParts,
-        sub: &SubscriberRow,
-    ) -> Result<(), Stop> {
-        let allocations = allocations_of(&sub.allocations)?;
-        let partner_id = sub.partner_id.as_deref();
-        let skipped = |allocation_id: Option<String>,
-                       leg_index: Option<usize>,
-                       code: &'static str,
-                       reason: String| SkippedLine {
-            kind: "skipped",
-            phase: strategy.phase.as_str(),
-            basket_id: &strategy.basket_id,
-            template_id: &strategy.basket_id,
-            strategy_id: &strategy.strategy_id,
-            user_id: &sub.user_id,
-            subscription_id: &sub.subscription_id,
-            partner_id,
-            allocation_id,
-            leg_index,
-            code,
-            reason,
-        };
-        if allocations.is_empty() {
-            if pass == Pass::Skipped {
-                self.item(&skipped(
-                    None,
-                    None,
-                    "no_allocation",
-                    "the subscription has no broker allocation".into(),
-                ))?;
-                self.skipped += 1;
-                self.maybe_flush().await?;
-            }
-            return Ok(());
-        }
-        for allocation in &allocations {
-            match pass {
-                Pass::Orders => {
-                    let max = allocation.max_lots_per_order.get();
-                    let who = members(&WhoPart {
-                        user_id: &sub.user_id,
-                        subscription_id: Some(&sub.subscription_id),
-                        partner_id,
-                        allocation_id: Some(allocation.allocation_id.to_string()),
-                        broker_id: Some(allocation.broker_id.as_str()),
-                        client_id: Some(allocation.client_id.as_str()),
-                        lot_multiplier: allocation.lot_multiplier,
-                        max_lots_per_order: max,
-                    })?;
-                    for (leg, part) in strategy.legs.iter().zip(&parts.legs) {
-                        self.leg_orders(
-                            &parts.subscription_head,
-                            &who,
-                            (part, leg.lots.get()),
-                            allocation.lot_multiplier,
-                            max,
-                        )
-                        .await?;
-                    }
-                }
-                Pass::Skipped => {
-                    for (leg_index, leg) in strategy.legs.iter().enumerate() {
-                        let lots = leg.lots.get();
-                        if allocation.lot_multiplier.apply(lots) == 0 {
-                            let reason = format!(
-                                "floor({lots} lots × lot_multiplier {}) is 0 lots",
-                                allocation.lot_multiplier
-                            );
-                            self.item(&skipped(
-                                Some(allocation.allocation_id.to_string()),
-                                Some(leg_index),
-                                "zero_lots",
-                                reason,
-                            ))?;
-                            self.skipped += 1;
-                            self.maybe_flush().await?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// One slice of the minute's strategies, after `after`.
-async fn strategy_slice(
-    conn: &mut AnyConnection,
-    weekday: &str,
-    minute_of_day: i64,
-    after: &(i64, String, String),
-) -> Result<Vec<StrategyRow>, QueryError> {
-    let rows = sqlx::query(SCHEDULE_SQL)
-        .bind(weekday.to_string())
-        .bind(minute_of_day)
-        .bind(after.0)
-        .bind(after.1.clone())
-        .bind(after.2.clone())
-        .bind(SLICE_ROWS)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(StrategyRow::from_row).collect()
-}
-
-/// One slice of a template's ACTIVE subscriptions, after `after`.
-async fn subscriber_slice(
-    conn: &mut AnyConnection,
-    template_id: &str,
-    after: &(i64, String),
-) -> Result<Vec<SubscriberRow>, QueryError> {
-    let rows = sqlx::query(SUBSCRIBERS_SQL)
-        .bind(template_id.to_string())
-        .bind(after.0)
-        .bind(after.1.clone())
-        .bind(SLICE_ROWS)
-        .fetch_all(conn)
-        .await?;
-    rows.iter().map(SubscriberRow::from_row).collect()
-}
-
-/// Writes what `pass` writes of one strategy: the owner's orders, then its
-/// subscribers' slice by slice.
-async fn write_strategy(
-    conn: &mut AnyConnection,
-    pass: Pass,
-    strategy: &StrategyRow,
-    writer: &mut Writer,
-) -> Result<(), Stop> {
-    let parts = StrategyParts::of(strategy)?;
-    if pass == Pass::Orders && strategy.owner_trades {
-        writer.owner_orders(strategy, &parts).await?;
-    }
-    let mut after = (i64::MIN, String::new());
-    loop {
-        let slice = subscriber_slice(conn, &strategy.key.1, &after).await?;
-        for sub in &slice {
-            writer.subscriber(pass, strategy, &parts, sub).await?;
-        }
-        match slice.last() {
-            Some(last) if slice.len() >= SLICE_ROWS as usize => after = last.key.clone(),
-            _ => return Ok(()),
-        }
-    }
-}
-
-/// Writes the whole plan of `plan` into `writer`.
-async fn write_plan(db: &AnyPool, plan: &PlanMinute, writer: &mut Writer) -> Result<(), Stop> {
-    writer.begin(plan);
-    if let Some(weekday) = plan.weekday {
-        let mut tx = snapshot(db).await?;
-        for pass in [Pass::Orders, Pass::Skipped] {
-            if pass == Pass::Skipped {
-                writer.between_lists();
-            }
-            let mut after = (-1, String::new(), String::new());
-            loop {
-                let slice = strategy_slice(&mut tx, weekday, plan.minute_of_day(), &after).await?;
-                for strategy in &slice {
-                    write_strategy(&mut tx, pass, strategy, writer).await?;
-                }
-                match slice.last() {
-                    Some(last) if slice.len() >= SLICE_ROWS as usize => after = last.key.clone(),
-                    _ => break,
-                }
-            }
-        }
-        tx.commit().await?;
-    } else {
-        writer.between_lists();
-    }
-    writer.end(plan)?;
-    writer.flush().await
-}
-
-/// Runs [`write_plan`] and reports how it ended into the channel.
-async fn produce(
-    db: AnyPool,
-    plan: PlanMinute,
-    format: Format,
-    tx: mpsc::Sender<Result<Bytes, QueryError>>,
-) {
-    let mut writer = Writer::new(format, tx.clone());
-    match write_plan(&db, &plan, &mut writer).await {
-        Ok(()) | Err(Stop::Gone) => {}
-        Err(Stop::Failed(e)) => {
-            tracing::error!(error = %e, minute = %plan.minute_text(), "execution plan failed");
-            // The client may be gone too; then there is no one to tell.
-            let _ = tx.send(Err(e)).await;
-        }
-    }
-}
-
 /// Who may ask, which minute, and the `X-Consistency-Token` wait.
 async fn prepare(
     state: &QueryState,
@@ -1051,15 +574,15 @@ async fn prepare(
     params(openapi::PlanAt),
     responses(
         (status = 200, description = "The plan of the minute (streamed).", content(
-            (openapi::Plan = "application/json"),
-            (openapi::PlanLine = "application/x-ndjson")
+            (shapes::Plan = "application/json"),
+            (shapes::PlanLine = "application/x-ndjson")
         )),
-        (status = 400, response = schemas::BadRequest),
-        (status = 401, response = schemas::Unauthorized),
-        (status = 403, response = schemas::Forbidden),
-        (status = 429, response = schemas::TooManyRequests),
-        (status = 500, response = schemas::InternalError),
-        (status = 503, response = schemas::ServiceUnavailable),
+        (status = 400, response = shapes::BadRequest),
+        (status = 401, response = shapes::Unauthorized),
+        (status = 403, response = shapes::Forbidden),
+        (status = 429, response = shapes::TooManyRequests),
+        (status = 500, response = shapes::InternalError),
+        (status = 503, response = shapes::ServiceUnavailable),
     ),
     security(("bearer_jwt" = [])),
 )]
@@ -1170,41 +693,44 @@ mod tests {
             Some((_, a)) => (a.lot_multiplier, a.max_lots_per_order.get()),
             None => (LotMultiplier::ONE, MaxLotsPerOrder::default().get()),
         };
-        serde_json::to_string(&OrderLine {
-            kind: "order",
-            phase: strategy.phase.as_str(),
-            position_effect: strategy.phase.position_effect(),
-            source: if sub.is_some() {
-                "SUBSCRIPTION"
-            } else {
-                "OWNER"
+        serde_json::to_string(&shapes::PlanOrder {
+            kind: shapes::OrderKind::Order,
+            phase: strategy.phase.shape(),
+            position_effect: match strategy.phase {
+                Phase::Entry => shapes::PositionEffect::Open,
+                Phase::Exit => shapes::PositionEffect::Close,
             },
-            basket_id: &strategy.basket_id,
-            template_id: sub.map(|_| strategy.basket_id.as_str()),
-            basket_revision: strategy.basket_revision,
-            strategy_id: &strategy.strategy_id,
-            strategy_name: &strategy.strategy_name,
-            underlying: &strategy.underlying,
-            product: &strategy.product,
-            user_id: sub.map_or(strategy.owner_id.as_str(), |(s, _)| s.user_id.as_str()),
-            subscription_id: sub.map(|(s, _)| s.subscription_id.as_str()),
-            partner_id: sub.and_then(|(s, _)| s.partner_id.as_deref()),
+            source: if sub.is_some() {
+                shapes::OrderSource::Subscription
+            } else {
+                shapes::OrderSource::Owner
+            },
+            basket_id: strategy.basket_id.clone(),
+            template_id: sub.map(|_| strategy.basket_id.clone()),
+            basket_revision: u64::try_from(strategy.basket_revision).expect("a revision"),
+            strategy_id: strategy.strategy_id.clone(),
+            strategy_name: strategy.strategy_name.clone(),
+            underlying: strategy.underlying.clone(),
+            product: strategy.product.parse().expect("a product"),
+            user_id: sub.map_or(strategy.owner_id.clone(), |(s, _)| s.user_id.clone()),
+            subscription_id: sub.map(|(s, _)| s.subscription_id.clone()),
+            partner_id: sub.and_then(|(s, _)| s.partner_id.clone()),
             allocation_id: sub.map(|(_, a)| a.allocation_id.to_string()),
-            broker_id: sub.map(|(_, a)| a.broker_id.as_str()),
-            client_id: sub.map(|(_, a)| a.client_id.as_str()),
-            lot_multiplier: multiplier,
+            broker_id: sub.map(|(_, a)| a.broker_id.to_string()),
+            client_id: sub.map(|(_, a)| a.client_id.to_string()),
+            lot_multiplier: f64::from(multiplier.hundredths()) / 100.0,
             max_lots_per_order: max,
-            leg_index,
+            leg_index: u32::try_from(leg_index).expect("a leg index"),
             action: strategy.phase.order_action(leg.action),
             leg_action: leg.action,
             option_type: leg.option_type,
-            strike: leg.strike,
+            strike: leg.strike.to_string(),
             expiry: leg.expiry,
             leg_lots: leg.lots.get(),
             total_lots: total,
             lots,
-            slice,
-            slices,
+            slice: u32::try_from(slice).expect("a slice"),
+            slices: u32::try_from(slices).expect("a slice count"),
         })
         .expect("an order serialises")
     }
