@@ -22,6 +22,7 @@ pub mod conformance;
 mod group_commit;
 pub mod kurrent;
 pub mod memory;
+mod poll;
 pub mod postgres;
 pub mod sqlite;
 
