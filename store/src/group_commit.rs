@@ -39,6 +39,11 @@
 //! reader that has seen position N has seen every position below N, so a
 //! projector paging by position never skips an event that commits late.
 
+// SQLite's writer is a thread ([`spawn_thread_writer`]), PostgreSQL's a
+// task ([`spawn_writer`]): a build with one of the two backends leaves the
+// other flavour unused.
+#![cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
