@@ -8,7 +8,7 @@ use basketry::{config, startup};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use basketry_store::{chain, EventStore, Position};
+use basketry_store::{chain, Backend, EventStore, Position};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -456,9 +456,8 @@ async fn audit(settings: &config::Settings, command: AuditCommand) -> anyhow::Re
                     let body = cp::open(&signed, &cp::read_public_key(&key)?)?;
                     // SQL backends number the log 1, 2, 3, …; KurrentDB
                     // positions are offsets, so gaps mean nothing there.
-                    let url = settings.event_store_url()?;
-                    let sequential = ["sqlite", "postgres", "postgresql", "memory"]
-                        .contains(&url.split(':').next().unwrap_or_default());
+                    let sequential = Backend::from_url(&settings.event_store_url()?)?
+                        .numbers_positions_densely();
                     Some(cp::CheckpointAudit::new(body, sequential))
                 }
                 _ => None,

@@ -19,7 +19,7 @@ use basketry_command_api::limits::{
 use basketry_projections::runtime::ProjectorRuntime;
 use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{QueryState, DEFAULT_CONSISTENCY_WAIT};
-use basketry_store::EventStore;
+use basketry_store::{Backend, EventStore};
 use serde_json::json;
 
 use crate::config::Settings;
@@ -118,7 +118,8 @@ impl Application {
             .context("opening the read database for queries")?;
         let in_flight =
             chrono::TimeDelta::seconds(i64::from(settings.idempotency_in_flight_timeout));
-        let idempotency: Arc<dyn IdempotencyStore> = if read_db_url.starts_with("postgres") {
+        let read_db_backend = Backend::from_url(&read_db_url)?;
+        let idempotency: Arc<dyn IdempotencyStore> = if read_db_backend == Backend::Postgres {
             Arc::new(
                 PostgresIdempotencyStore::connect(&read_db_url)
                     .await?

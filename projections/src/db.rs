@@ -66,9 +66,11 @@ struct Target {
 }
 
 fn parse(url: &str) -> Result<Target, ProjectionError> {
-    let scheme = url.split(':').next().unwrap_or_default();
-    match scheme {
-        "sqlite" => {
+    // The store crate reads every database URL's scheme; of the schemes it
+    // knows, a read database may use SQLite's and PostgreSQL's.
+    use basketry_store::Backend as Scheme;
+    match Scheme::from_url(url) {
+        Ok(Scheme::Sqlite) => {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             // `mode=rwc` makes sqlx create the file when it is missing; a
             // URL that already says which mode it wants keeps it.
@@ -85,7 +87,7 @@ fn parse(url: &str) -> Result<Target, ProjectionError> {
                 in_memory,
             })
         }
-        "postgres" | "postgresql" => Ok(Target {
+        Ok(Scheme::Postgres) => Ok(Target {
             backend: Backend::Postgres,
             url: url.to_owned(),
             in_memory: false,

@@ -462,8 +462,14 @@ impl PositionGaps {
     }
 }
 
-/// The metadata document the SQL backends keep beside `data`.
+/// The metadata document the SQL backends keep beside `data` (and
+/// KurrentDB inside its custom metadata). A build without those backends
+/// leaves it unused.
 #[derive(serde::Serialize, serde::Deserialize)]
+#[cfg_attr(
+    not(all(feature = "sqlite", feature = "postgres", feature = "kurrentdb")),
+    allow(dead_code)
+)]
 pub(crate) struct StoredMetadata {
     pub actor: crate::Actor,
     pub correlation_id: uuid::Uuid,
@@ -472,6 +478,10 @@ pub(crate) struct StoredMetadata {
     pub recorded_at: String,
 }
 
+#[cfg_attr(
+    not(all(feature = "sqlite", feature = "postgres", feature = "kurrentdb")),
+    allow(dead_code)
+)]
 impl StoredMetadata {
     pub(crate) fn of(m: &EventMetadata) -> Self {
         Self {

@@ -1,5 +1,5 @@
-//! Machinery shared by the SQL backends: group commit and polling
-//! subscriptions.
+//! Machinery shared by the SQL backends: group commit (their polling
+//! subscriptions are in [`crate::poll`]).
 //!
 //! **Group commit.** Every append is sent to one writer task per store. The
 //! task takes the first waiting request plus every other request already
@@ -39,8 +39,12 @@
 //! reader that has seen position N has seen every position below N, so a
 //! projector paging by position never skips an event that commits late.
 
-use std::collections::{HashMap, VecDeque};
-use std::future::Future;
+// SQLite's writer is a thread ([`spawn_thread_writer`]), PostgreSQL's a
+// task ([`spawn_writer`]): a build with one of the two backends leaves the
+// other flavour unused.
+#![cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -49,16 +53,12 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::chain::{self, GENESIS_HASH};
 use crate::{
-    AppendError, AppendOutcome, EventStream, ExpectedRevision, NewEvent, Position, RecordedEvent,
-    Revision, StoreError, StreamId,
+    AppendError, AppendOutcome, ExpectedRevision, NewEvent, Position, Revision, StoreError,
+    StreamId,
 };
 
 /// Upper bound on the events committed in one transaction.
 pub(crate) const MAX_BATCH_EVENTS: usize = 8_192;
-
-/// How long a subscription waits for an in-process wake-up before polling the
-/// database again (another process may have appended).
-pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Longest the writer waits, yielding to the tasks queuing appends, for a
 /// batch to grow back to the size of the last one (see [`spawn_writer`]). A
@@ -66,9 +66,6 @@ pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// (`docs/adr/0016-data-path.md`); the wait also ends as soon as a yield
 /// brings no new append.
 const MAX_LINGER: Duration = Duration::from_micros(500);
-
-/// Page size of subscriptions catching up.
-const SUBSCRIPTION_PAGE: usize = 512;
 
 /// How long an idle writer whose last transaction failed as unavailable
 /// waits before trying the write lock again (so health recovers without a
@@ -732,65 +729,6 @@ fn single_outcome(
         }
         Err(BatchError::Rejected(msg)) => Err(StoreError::Invalid(msg).into()),
     }
-}
-
-/// A subscription built on paged reads: catch up from `after`, then wait for
-/// a wake-up from `appended` (or [`POLL_INTERVAL`], for writers in other
-/// processes) and read again. Positions only grow and become visible in
-/// order, so paging strictly after the last delivered position neither skips
-/// nor repeats an event. A failed read is delivered as an error item and
-/// retried after the poll interval.
-pub(crate) fn poll_subscription<F, Fut>(
-    after: Option<Position>,
-    appended: Arc<Notify>,
-    fetch: F,
-) -> EventStream
-where
-    F: Fn(Option<Position>, usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send + 'static,
-{
-    struct State<F> {
-        after: Option<Position>,
-        buffer: VecDeque<RecordedEvent>,
-        appended: Arc<Notify>,
-        fetch: F,
-        failed: bool,
-    }
-    let state = State {
-        after,
-        buffer: VecDeque::new(),
-        appended,
-        fetch,
-        failed: false,
-    };
-    Box::pin(futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(event) = st.buffer.pop_front() {
-                st.after = Some(event.position);
-                return Some((Ok(event), st));
-            }
-            if st.failed {
-                tokio::time::sleep(POLL_INTERVAL).await;
-                st.failed = false;
-            }
-            let appended = Arc::clone(&st.appended);
-            let notified = appended.notified();
-            tokio::pin!(notified);
-            // Register for the wake-up before reading, so an append that
-            // lands between the read and the wait is not missed.
-            notified.as_mut().enable();
-            match (st.fetch)(st.after, SUBSCRIPTION_PAGE).await {
-                Ok(page) if !page.is_empty() => st.buffer.extend(page),
-                Ok(_) => {
-                    let _ = tokio::time::timeout(POLL_INTERVAL, notified).await;
-                }
-                Err(e) => {
-                    st.failed = true;
-                    return Some((Err(e), st));
-                }
-            }
-        }
-    }))
 }
 
 #[cfg(test)]

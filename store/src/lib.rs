@@ -1,28 +1,43 @@
 //! The Basketry event store.
 //!
-//! One trait, [`EventStore`], and four backends:
+//! One trait, [`EventStore`], and four backends, each but the first behind
+//! a cargo feature of the same name:
 //!
-//! * [`memory::MemoryStore`] — in-process, for unit tests;
-//! * [`sqlite::SqliteStore`] — the zero-configuration embedded default (WAL);
-//! * [`postgres::PostgresStore`] — shared SQL store for scale-out;
-//! * [`kurrent::KurrentStore`] — KurrentDB, the production store.
+//! * `memory::MemoryStore` — in-process, for unit tests (always compiled);
+//! * `sqlite::SqliteStore` — the zero-configuration embedded default (WAL),
+//!   feature `sqlite` (on by default);
+//! * `postgres::PostgresStore` — shared SQL store for scale-out, feature
+//!   `postgres`;
+//! * `kurrent::KurrentStore` — KurrentDB, the production store, feature
+//!   `kurrentdb`.
+//!
+//! [`connect`] opens the backend a URL names ([`Backend::from_url`] is the
+//! one place a URL's scheme is read) and refuses one whose feature was left
+//! out of the build.
 //!
 //! Every backend seals events the same way ([`chain`]): it stamps
 //! `recorded_at`, links each event to the previous one of its stream with a
 //! SHA-256 hash chain and returns [`RecordedEvent`]s whose global
-//! [`Position`]s only grow. The [`conformance`] module holds the one suite
-//! every backend must pass.
+//! [`Position`]s only grow. The `conformance` module (feature
+//! `conformance`, for test harnesses only) holds the one suite every
+//! backend must pass.
 //!
 //! The store knows nothing of baskets or subscriptions: event data is opaque
 //! JSON tagged with a type name and a schema version. Turning that into domain
 //! events (and upcasting old versions) is the caller's business.
 
 pub mod chain;
+#[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod group_commit;
+#[cfg(feature = "kurrentdb")]
 pub mod kurrent;
 pub mod memory;
+mod poll;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 use std::fmt;
@@ -316,29 +331,113 @@ pub trait EventStore: Send + Sync {
     }
 }
 
+/// The kind of event store a URL names, read from its scheme.
+///
+/// Every backend is listed whether or not this build has it, so that any
+/// build understands a URL (and can refuse it clearly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// `memory:` — a fresh in-process store.
+    Memory,
+    /// `sqlite://path` or `sqlite:path` — embedded.
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+    /// `kurrentdb://…`, `kurrentdb+discover://…`, `esdb://…` or
+    /// `esdb+discover://…`.
+    KurrentDb,
+}
+
+impl Backend {
+    /// The backend `url` names, by its scheme (the text before the first
+    /// `:`); [`StoreError::Invalid`] for any other scheme. Nothing else of
+    /// the URL is looked at, nor echoed (it may hold a password).
+    pub fn from_url(url: &str) -> Result<Self, StoreError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "memory" => Ok(Backend::Memory),
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" | "postgresql" => Ok(Backend::Postgres),
+            "kurrentdb" | "kurrentdb+discover" | "esdb" | "esdb+discover" => Ok(Backend::KurrentDb),
+            _ => Err(StoreError::Invalid(
+                "event store URL must start with sqlite://, postgres://, kurrentdb:// or memory:"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The cargo feature of `basketry-store` that compiles this backend in;
+    /// `None` for the memory backend, which is always there.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Backend::Memory => None,
+            Backend::Sqlite => Some("sqlite"),
+            Backend::Postgres => Some("postgres"),
+            Backend::KurrentDb => Some("kurrentdb"),
+        }
+    }
+
+    /// Whether this build can open the backend.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Memory => true,
+            Backend::Sqlite => cfg!(feature = "sqlite"),
+            Backend::Postgres => cfg!(feature = "postgres"),
+            Backend::KurrentDb => cfg!(feature = "kurrentdb"),
+        }
+    }
+
+    /// Whether the backend numbers its log 1, 2, 3, … without gaps (the SQL
+    /// and memory backends), so that a missing position means a missing
+    /// event. KurrentDB's positions are offsets into its log, where gaps
+    /// mean nothing.
+    pub fn numbers_positions_densely(self) -> bool {
+        !matches!(self, Backend::KurrentDb)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Memory => "memory",
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+            Backend::KurrentDb => "KurrentDB",
+        })
+    }
+}
+
 /// Opens the event store named by `url`:
 ///
 /// * `sqlite://path/to/events.db` (or `sqlite:path`) — embedded;
 /// * `postgres://…` / `postgresql://…`;
 /// * `kurrentdb://…` / `kurrentdb+discover://…` / `esdb://…` — KurrentDB;
 /// * `memory:` — a fresh in-process store.
+///
+/// A backend whose cargo feature this build left out is refused with
+/// [`StoreError::Invalid`] naming the feature.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn EventStore>, StoreError> {
     use std::sync::Arc;
-    let scheme = url.split(':').next().unwrap_or_default();
-    Ok(match scheme {
-        "sqlite" => Arc::new(sqlite::SqliteStore::connect(url).await?),
-        "postgres" | "postgresql" => Arc::new(postgres::PostgresStore::connect(url).await?),
-        "kurrentdb" | "kurrentdb+discover" | "esdb" | "esdb+discover" => {
-            Arc::new(kurrent::KurrentStore::connect(url)?)
-        }
-        "memory" => Arc::new(memory::MemoryStore::new()),
-        _ => {
-            return Err(StoreError::Invalid(
-                "event store URL must start with sqlite://, postgres://, kurrentdb:// or memory:"
-                    .into(),
-            ))
-        }
+    Ok(match Backend::from_url(url)? {
+        Backend::Memory => Arc::new(memory::MemoryStore::new()),
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => Arc::new(sqlite::SqliteStore::connect(url).await?),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => Arc::new(postgres::PostgresStore::connect(url).await?),
+        #[cfg(feature = "kurrentdb")]
+        Backend::KurrentDb => Arc::new(kurrent::KurrentStore::connect(url)?),
+        #[allow(unreachable_patterns)] // when every backend is compiled in
+        left_out => return Err(not_compiled(left_out)),
     })
+}
+
+/// The refusal of a URL whose backend this build does not have.
+fn not_compiled(backend: Backend) -> StoreError {
+    StoreError::Invalid(format!(
+        "this build has no {backend} event store: \
+         rebuild with the `{}` feature of basketry-store",
+        backend.feature().unwrap_or("memory")
+    ))
 }
 
 /// A copy of an embedded migrator that tolerates versions it does not know.
@@ -397,4 +496,71 @@ pub(crate) fn check_append(events: &[NewEvent]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_names_its_backend_by_scheme() {
+        for (url, backend) in [
+            ("memory:", Backend::Memory),
+            ("sqlite://./data/events.db", Backend::Sqlite),
+            ("sqlite:events.db", Backend::Sqlite),
+            ("sqlite::memory:", Backend::Sqlite),
+            ("postgres://u@h/db", Backend::Postgres),
+            ("postgresql://u@h/db", Backend::Postgres),
+            ("kurrentdb://h:2113?tls=false", Backend::KurrentDb),
+            ("kurrentdb+discover://h:2113", Backend::KurrentDb),
+            ("esdb://h:2113", Backend::KurrentDb),
+            ("esdb+discover://h:2113", Backend::KurrentDb),
+        ] {
+            assert_eq!(Backend::from_url(url).ok(), Some(backend), "{url}");
+        }
+        for url in ["", "mysql://u:pw@h/db", "SQLITE://x", "./events.db"] {
+            match Backend::from_url(url) {
+                Err(StoreError::Invalid(message)) => assert!(!message.contains("pw"), "{message}"),
+                other => panic!("{url}: expected Invalid, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_kurrentdb_numbers_its_log_with_gaps() {
+        assert!(Backend::Memory.numbers_positions_densely());
+        assert!(Backend::Sqlite.numbers_positions_densely());
+        assert!(Backend::Postgres.numbers_positions_densely());
+        assert!(!Backend::KurrentDb.numbers_positions_densely());
+    }
+
+    #[test]
+    fn a_backend_left_out_of_the_build_is_refused_naming_its_feature() {
+        for backend in [Backend::Sqlite, Backend::Postgres, Backend::KurrentDb] {
+            let feature = backend.feature().expect("behind a feature");
+            match not_compiled(backend) {
+                StoreError::Invalid(message) => {
+                    assert!(
+                        message.contains(&format!("`{feature}` feature")),
+                        "{message}"
+                    );
+                }
+                other => panic!("expected Invalid, got {other:?}"),
+            }
+        }
+        assert_eq!(Backend::Memory.feature(), None);
+        assert!(Backend::Memory.is_compiled());
+    }
+
+    #[tokio::test]
+    async fn connect_opens_the_memory_backend_and_refuses_unknown_schemes() {
+        let store = connect("memory:")
+            .await
+            .expect("memory is always compiled in");
+        assert_eq!(store.head().await.expect("answers"), None);
+        assert!(matches!(
+            connect("mysql://localhost/db").await.map(|_| ()),
+            Err(StoreError::Invalid(_))
+        ));
+    }
 }

@@ -141,7 +141,7 @@ impl EventStore for MemoryStore {
 
     async fn subscribe_all(&self, after: Option<Position>) -> Result<EventStream, StoreError> {
         let store = self.clone();
-        Ok(crate::group_commit::poll_subscription(
+        Ok(crate::poll::poll_subscription(
             after,
             Arc::clone(&self.appended),
             move |after, limit| {

@@ -33,9 +33,10 @@ use tokio::sync::Notify;
 
 use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
-    batch_streams, heads_from_rows, plan_batch, poll_subscription, spawn_writer, AppendRequest,
-    BatchError, BatchWriter, PlannedRow, StreamHead, Writer, WriterLimits,
+    batch_streams, heads_from_rows, plan_batch, spawn_writer, AppendRequest, BatchError,
+    BatchWriter, PlannedRow, StreamHead, Writer, WriterLimits,
 };
+use crate::poll::poll_subscription;
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
     ExpectedRevision, NewEvent, Position, RecordedEvent, Revision, StoreError, StreamId,

@@ -23,9 +23,10 @@ use tokio::sync::Notify;
 
 use crate::chain::{format_timestamp, StoredMetadata};
 use crate::group_commit::{
-    batch_streams, heads_from_rows, plan_batch, poll_subscription, spawn_thread_writer,
-    AppendRequest, BatchError, BlockingBatchWriter, Writer, WriterLimits,
+    batch_streams, heads_from_rows, plan_batch, spawn_thread_writer, AppendRequest, BatchError,
+    BlockingBatchWriter, Writer, WriterLimits,
 };
+use crate::poll::poll_subscription;
 use crate::{
     check_append, now_micros, AppendError, AppendOutcome, EventStore, EventStream,
     ExpectedRevision, NewEvent, Position, RecordedEvent, Revision, StoreError, StreamId,
