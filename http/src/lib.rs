@@ -16,6 +16,8 @@
 //! * [`clock`] — the one clock both APIs count time on;
 //! * [`consistency`] — the `X-Consistency-Token`, written and read;
 //! * [`idempotency_key`] — the `Idempotency-Key` header, validated once;
+//! * [`openapi`] — the OpenAPI conventions both documents share: security
+//!   schemes, header and parameter helpers;
 //! * [`route`] — route table entries and the 404 for unmatched paths;
 //! * [`shapes`] — the response bodies both APIs send, one typed struct per
 //!   shape; the OpenAPI document is generated from them.
@@ -35,6 +37,7 @@ pub mod clock;
 pub mod consistency;
 pub mod error;
 pub mod idempotency_key;
+pub mod openapi;
 pub mod problem;
 pub mod rate;
 pub mod route;

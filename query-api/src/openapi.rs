@@ -13,7 +13,7 @@
 //! documented parameters are exactly the ones its handler accepts (the
 //! `…_PARAMS` lists it passes to [`crate::params::Params::of`]).
 
-use basketry_command_api::openapi::{
+use basketry_http::openapi::{
     add_parameter, allows_partner, header_parameter, operations_mut, rate_limit_headers,
     SecurityAddon,
 };
