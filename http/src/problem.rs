@@ -11,7 +11,7 @@
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use basketry_domain::{FieldError, ValidationErrors};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -97,18 +97,27 @@ impl Problem {
     /// The response as parts: status, headers (`Content-Type` first) and
     /// the problem+json body.
     pub fn parts(&self) -> (StatusCode, Vec<(&'static str, String)>, String) {
-        let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            json!(format!("https://basketry.dev/problems/{}", self.code)),
-        );
-        body.insert(
-            "title".into(),
-            json!(self.status.canonical_reason().unwrap_or("Error")),
-        );
-        body.insert("status".into(), json!(self.status.as_u16()));
-        body.insert("detail".into(), json!(self.detail));
-        body.insert("code".into(), json!(self.code));
+        // The standard members come from the one description of the body,
+        // `shapes::Problem`; the problem's own members follow.
+        let shape = crate::shapes::Problem {
+            problem_type: format!("https://basketry.dev/problems/{}", self.code),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_string(),
+            errors: None,
+            subscription_id: None,
+            consistency_token: None,
+            streams: None,
+        };
+        let mut body = match serde_json::to_value(shape) {
+            Ok(Value::Object(body)) => body,
+            _ => Map::new(),
+        };
         for (name, value) in &self.members {
             body.insert((*name).into(), value.clone());
         }
@@ -130,18 +139,21 @@ impl Problem {
 
 /// `errors: [{field, message}]` of a 422.
 pub fn field_errors(errors: &ValidationErrors) -> Value {
-    Value::Array(
-        errors
-            .errors()
-            .iter()
-            .map(|FieldError { field, message }| json!({"field": field, "message": message}))
-            .collect(),
-    )
+    let errors: Vec<crate::shapes::FieldError> = errors
+        .errors()
+        .iter()
+        .map(|FieldError { field, message }| crate::shapes::FieldError {
+            field: field.clone(),
+            message: message.clone(),
+        })
+        .collect();
+    serde_json::to_value(errors).unwrap_or(Value::Array(Vec::new()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_problem_has_the_standard_members_first_then_its_own() {
