@@ -2,7 +2,7 @@
 //! HTTP — authentication, rate limits, idempotency and the command handlers
 //! (parse → load → decide → append).
 //!
-//! * [`routes`] — the Commands table of SPEC §4, one thin handler each;
+//! * [`routes`] — the command routes (docs/reference/api.md#commands), one thin handler each;
 //! * [`command`] — the shared write path: rate limits, `Idempotency-Key`,
 //!   load → decide → append with bounded retries, consistency tokens;
 //! * [`auth`] — JWT and partner-key authentication;

@@ -1,4 +1,4 @@
-//! The Commands table of SPEC §4, one thin handler per route: parse into
+//! The command routes (docs/reference/api.md#commands), one thin handler per route: parse into
 //! domain types → load → decide → append → render.
 
 use std::str::FromStr;
@@ -83,7 +83,7 @@ impl Endpoint {
     }
 }
 
-/// The Commands table of SPEC §4.
+/// The command routes (docs/reference/api.md#commands).
 pub fn endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![

@@ -1,4 +1,4 @@
-//! JSON renderings of aggregates, with the field names of SPEC §4
+//! JSON renderings of aggregates, with the field names of docs/reference/api.md#response-shapes
 //! (`basket_id`, `template_id`, `subscription_id`, …).
 
 use basketry_domain::basket::{Basket, Strategy};

@@ -1,4 +1,4 @@
-//! `Idempotency-Key` storage (SPEC §4).
+//! `Idempotency-Key` storage (docs/reference/api.md#idempotency).
 //!
 //! A POST/PUT/DELETE carrying a key goes through [`IdempotencyStore::begin`]
 //! before it runs:
@@ -50,7 +50,7 @@ use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-/// How long a key's first response is kept and replayed (SPEC §4).
+/// How long a key's first response is kept and replayed (docs/reference/api.md#idempotency).
 pub const RETENTION: TimeDelta = TimeDelta::hours(24);
 
 /// How long a request may stay in flight before another `begin` with its
@@ -59,7 +59,7 @@ pub const RETENTION: TimeDelta = TimeDelta::hours(24);
 /// request still in flight after it is presumed lost with its instance.
 pub const DEFAULT_IN_FLIGHT_TIMEOUT: TimeDelta = TimeDelta::seconds(60);
 
-/// Longest `Idempotency-Key` accepted (SPEC §4).
+/// Longest `Idempotency-Key` accepted (docs/reference/api.md#idempotency).
 pub const MAX_KEY_LEN: usize = 255;
 
 /// How often `begin` retries when the record it collided with changed

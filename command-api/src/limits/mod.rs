@@ -1,4 +1,4 @@
-//! Rate limits and idempotency keys of the command API (SPEC §1, §4).
+//! Rate limits and idempotency keys of the command API (docs/reference/api.md#rate-limits, docs/reference/api.md#idempotency).
 //!
 //! * [`rate`] — per-API-key token buckets for `requests_per_minute` and
 //!   `requests_per_day`, with the `RateLimit-Policy` / `RateLimit` header
