@@ -283,7 +283,7 @@ async fn wait_for_acks(
 }
 
 /// A subscription's status after each of its events, checking every
-/// transition is one SPEC allows (so none was applied twice).
+/// transition is one the subscription lifecycle allows, so none was applied twice (docs/reference/domain.md#subscription-lifecycle).
 fn replay_statuses(events: &[RecordedEvent]) -> HashMap<String, &'static str> {
     let mut status: HashMap<String, &'static str> = HashMap::new();
     for e in events {
@@ -303,7 +303,7 @@ fn replay_statuses(events: &[RecordedEvent]) -> HashMap<String, &'static str> {
                 | "SubscriptionCancelled",
                 _,
             ) => panic!(
-                "{} at {}: {} from {now:?} is not a transition SPEC allows",
+                "{} at {}: {} from {now:?} is not a transition the subscription lifecycle allows",
                 e.stream_id, e.position, e.event_type
             ),
             _ => continue,

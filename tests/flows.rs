@@ -1,4 +1,4 @@
-//! The flows of SPEC end to end over HTTP against the whole program (command
+//! The API's flows (docs/reference/api.md) end to end over HTTP against the whole program (command
 //! API, projectors and query API on one port), as `basketry serve` runs it.
 
 use std::time::Duration;

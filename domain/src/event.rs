@@ -1,7 +1,7 @@
 //! What every aggregate shares: the [`Aggregate`] shape (decide/evolve), the
 //! [`DomainEvent`] codec between event enums and stored `(event_type,
 //! schema_version, data)`, and the upcasting chain that lets old events be
-//! read forever without rewriting them (SPEC §5).
+//! read forever without rewriting them (docs/reference/events.md#schema-versions).
 
 use std::fmt::Debug;
 

@@ -85,7 +85,7 @@ uuid_id!(
     UserId
 );
 
-/// A template is a published basket and shares its id (SPEC §4: `template_id`
+/// A template is a published basket and shares its id (docs/reference/api.md#conventions: `template_id`
 /// equals the basket's id).
 pub type TemplateId = BasketId;
 

@@ -64,8 +64,8 @@
 //! ## Money and billing
 //!
 //! Amounts are `i64` minor units beside a [`Currency`]; shares are
-//! [`BasisPoints`]; [`split`] is the one rounding rule (SPEC §2); [`period()`]
-//! is the billing calendar (SPEC §3).
+//! [`BasisPoints`]; [`split`] is the one rounding rule (docs/reference/domain.md#revenue-share); [`period()`]
+//! is the billing calendar (docs/reference/domain.md#billing-periods).
 //!
 //! ## Errors
 //!

@@ -1,4 +1,4 @@
-//! Money (SPEC §2): integer minor units beside a currency, basis points for
+//! Money (docs/reference/domain.md#money): integer minor units beside a currency, basis points for
 //! revenue shares, and the one split rule every charge uses.
 
 use std::fmt;
@@ -309,7 +309,7 @@ pub struct Split {
 }
 
 /// `partner_share = round_half_up(amount × partner_bps / 10 000)`,
-/// `platform_share = amount − partner_share` (SPEC §2).
+/// `platform_share = amount − partner_share` (docs/reference/domain.md#revenue-share).
 ///
 /// Integer arithmetic in `i128`, so no amount can overflow or lose a paisa.
 /// Rounding is half up, towards +∞, for negative amounts too (the domain

@@ -1,4 +1,4 @@
-//! Billing periods (SPEC §3): one calendar month, anchored at the
+//! Billing periods (docs/reference/domain.md#billing-periods): one calendar month, anchored at the
 //! subscription time like Stripe's billing-cycle anchor.
 
 use chrono::{DateTime, Months, Utc};

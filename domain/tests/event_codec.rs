@@ -87,7 +87,7 @@ fn event_type_names_are_pascal_case_and_unique_across_aggregates() {
         "ApiKeyRevoked",
         "PartnerConfigUpdated",
     ] {
-        assert!(unique.contains(spec_name), "SPEC §5 names {spec_name}");
+        assert!(unique.contains(spec_name), "events.md names {spec_name}");
     }
 }
 

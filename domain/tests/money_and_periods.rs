@@ -1,5 +1,5 @@
 //! Money and billing periods against the shared test vectors
-//! (`shared/vectors/*.json`) and the business plan's checks (SPEC §2, §3).
+//! (`shared/vectors/*.json`) and the business plan's checks (docs/reference/domain.md#revenue-share, docs/reference/domain.md#billing-periods).
 
 use std::path::PathBuf;
 

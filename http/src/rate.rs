@@ -1,4 +1,4 @@
-//! Partner rate limits (SPEC §1, §4): two token buckets per API key, one for
+//! Partner rate limits (docs/reference/api.md#rate-limits): two token buckets per API key, one for
 //! `requests_per_minute` and one for `requests_per_day`.
 //!
 //! Each bucket holds at most `limit` tokens and refills continuously at
@@ -51,7 +51,7 @@ pub const DEFAULT_USER_RATE_LIMIT_PER_MINUTE: u32 = 1_200;
 /// Keys an [`InMemoryRateLimiter`] tracks before it starts evicting.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
-/// A key's limits: SPEC §1's `rate_limits`.
+/// A key's limits: its partner's `rate_limits` (docs/reference/domain.md#partners).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitPolicy {
     /// Requests per minute (`requests_per_minute`); at least 1.
@@ -61,7 +61,7 @@ pub struct RateLimitPolicy {
 }
 
 impl Default for RateLimitPolicy {
-    /// SPEC §1's defaults: 100 a minute, 10 000 a day.
+    /// A partner's defaults (docs/reference/domain.md#partners): 100 a minute, 10 000 a day.
     fn default() -> Self {
         Self {
             per_minute: 100,

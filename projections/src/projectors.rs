@@ -10,8 +10,8 @@
 //! | [`schedule`](ScheduleProjector) | `rm_execution_schedule`, `rm_execution_baskets` | basket events |
 //! | [`billing`](BillingIndexProjector) | `rm_billing_index` | subscription events of PAID subscriptions |
 //!
-//! They copy what events carry (SPEC §5: "projectors copy, they do not
-//! recompute business rules"). Events of types a projector does not handle
+//! They copy what events carry (docs/reference/events.md#facts: projectors copy, they do not
+//! recompute business rules). Events of types a projector does not handle
 //! are skipped, including types this build does not know; an event of a
 //! handled type that does not decode stops the projector
 //! ([`ProjectionError::Decode`]).

@@ -464,7 +464,7 @@ pub fn bps_to_pct(bps: &Value) -> Value {
 }
 
 /// The strategy preview anyone may see: what runs when, but not the legs
-/// (a paid template's logic is not given away; SPEC §4). The projector
+/// (a paid template's logic is not given away; docs/reference/api.md#marketplace-queries). The projector
 /// stores the same in `rm_baskets.strategy_previews`
 /// ([`basketry_projections::projectors::strategy_previews`]).
 pub fn strategy_previews(strategies: &Value) -> Value {

@@ -1,4 +1,4 @@
-//! Read-your-writes (SPEC §4): a query that sends back the
+//! Read-your-writes (docs/reference/api.md#consistency): a query that sends back the
 //! `X-Consistency-Token: <commit>.<prepare>` a command answered with waits
 //! until the read models include that command.
 //!

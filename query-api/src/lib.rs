@@ -1,5 +1,5 @@
-//! Basketry query API (actix-web): the read endpoints of SPEC §4's Queries
-//! table over the read models the projectors keep
+//! Basketry query API (actix-web): the read endpoints (docs/reference/api.md#queries)
+//! over the read models the projectors keep
 //! (`projections/migrations`), with keyset paging, partner rate limits and
 //! read-your-writes waiting.
 //!
@@ -62,7 +62,7 @@ use sqlx::AnyPool;
 
 pub use error::QueryError;
 
-/// How long a query with `X-Consistency-Token` waits by default (SPEC §4).
+/// How long a query with `X-Consistency-Token` waits by default (docs/reference/api.md#consistency).
 pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(3);
 
 /// What the query side needs from the process; register it with
@@ -96,7 +96,7 @@ pub struct QueryState {
     pub clock: Clock,
 }
 
-/// The Queries table of SPEC §4: what [`configure`] registers.
+/// The query routes (docs/reference/api.md#queries): what [`configure`] registers.
 ///
 /// Path parameters are named as the command API names them on the same
 /// paths (`/baskets/{basket_id}`), so one path has one spelling in the

@@ -1,4 +1,4 @@
-//! Cursor paging (SPEC §4): `limit` (1–100, default 20) and an opaque
+//! Cursor paging (docs/reference/api.md#paging): `limit` (1–100, default 20) and an opaque
 //! `cursor`; replies carry `next_cursor`, `null` on the last page.
 //!
 //! Paging is by keyset, never by offset: every list has a total order

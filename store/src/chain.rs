@@ -1,5 +1,5 @@
 //! The per-stream hash chain that lets an auditor prove history was not
-//! rewritten (SPEC §5).
+//! rewritten (docs/reference/events.md#hash-chain).
 //!
 //! `hash = hex(SHA-256(prev_hash ‖ "\n" ‖ canonical))`, where `prev_hash` is
 //! the previous event's hash of the same stream (64 zeros for revision 0) and

@@ -53,7 +53,7 @@ pub const MAX_STREAM_ID_LEN: usize = 200;
 
 /// The name of a stream, e.g. `subscription-0190…`.
 ///
-/// Stream names are part of the audit contract (SPEC §5), so they are checked
+/// Stream names are part of the audit contract (docs/reference/events.md#streams), so they are checked
 /// once here: 1–200 characters, ASCII letters, digits and `-_.:@`, and never
 /// starting with `$` (KurrentDB reserves that prefix for system streams).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

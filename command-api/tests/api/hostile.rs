@@ -1,4 +1,4 @@
-//! Hostile input (SPEC §4): oversized, deeply nested, badly encoded and
+//! Hostile input (docs/reference/api.md#request-bodies): oversized, deeply nested, badly encoded and
 //! out-of-range bodies, unknown members, and injection or traversal
 //! attempts in path ids, on every route family of the command API. Every
 //! answer must be a 4xx problem+json with a `code` — never a 5xx — and the

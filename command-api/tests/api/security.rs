@@ -1,4 +1,4 @@
-//! The security contract of SPEC §1, §3 and §4 over HTTP: who may change
+//! The security contract (docs/reference/api.md#authentication, docs/reference/domain.md#access) over HTTP: who may change
 //! what (another's resource is a 404, an admin route a 403), how partner
 //! credentials die (suspension, revocation, rotation and its grace period),
 //! which JWTs are refused, that the plaintext partner secret is nowhere but
@@ -68,7 +68,7 @@ on_both_backends!(
     a_flood_of_wrong_secrets_runs_argon2_at_most_max_failures_times,
 );
 
-/// Every 4xx/5xx is problem+json with the five members SPEC §4 names.
+/// Every 4xx/5xx is problem+json with the five members docs/reference/api.md#errors names.
 pub fn assert_problem_shape(r: &Resp) {
     assert_eq!(
         r.header("content-type"),

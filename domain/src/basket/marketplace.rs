@@ -51,7 +51,7 @@ pub struct Pricing {
     monthly_fee: Money,
 }
 
-/// The wire shape `{type, monthly_fee, currency}` (SPEC §3).
+/// The wire shape `{type, monthly_fee, currency}` (docs/reference/domain.md#pricing).
 #[derive(Serialize, Deserialize)]
 struct PricingRepr {
     #[serde(rename = "type")]

@@ -4,7 +4,7 @@
 //!
 //! Access rules:
 //! * basket and strategy commands are for the owner only; anyone else gets
-//!   `NotFound` (SPEC §4: "404 not found or not yours");
+//!   `NotFound` (404 is "not found or not yours": docs/reference/domain.md#access);
 //! * template commands are for admins only (`Forbidden` otherwise), and only
 //!   on a basket an admin created — a user's private strategies are never
 //!   put on the marketplace by someone else (`Forbidden`).

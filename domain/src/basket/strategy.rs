@@ -1,4 +1,4 @@
-//! Strategies and their legs (SPEC §3), and their parsing from request bodies.
+//! Strategies and their legs (docs/reference/domain.md#strategies), and their parsing from request bodies.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -56,7 +56,7 @@ string_enum! {
     }
 }
 
-/// `marketplace:read` and `marketplace:subscribe` (SPEC §3).
+/// `marketplace:read` and `marketplace:subscribe` (docs/reference/domain.md#partners).
 pub fn default_permissions() -> BTreeSet<Permission> {
     BTreeSet::from([
         Permission::MarketplaceRead,
@@ -102,7 +102,7 @@ pub struct RateLimits {
 }
 
 impl Default for RateLimits {
-    /// 100 a minute, 10 000 a day (SPEC §3).
+    /// 100 a minute, 10 000 a day (docs/reference/domain.md#partners).
     fn default() -> Self {
         Self {
             requests_per_minute: NonZeroU32::new(100).expect("100 is not zero"),

@@ -72,7 +72,7 @@ impl MaxLotsPerOrder {
 }
 
 impl Default for MaxLotsPerOrder {
-    /// 50 lots (SPEC §3).
+    /// 50 lots (docs/reference/domain.md#allocations).
     fn default() -> Self {
         Self(50)
     }

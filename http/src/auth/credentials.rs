@@ -3,7 +3,7 @@
 //!
 //! A key (`pk_<partner>_live_<base62>`) names the credential and is not
 //! secret; a secret (`sk_<partner>_live_<base62>`) carries 256 random bits,
-//! is shown once and is stored only as an argon2id PHC hash (SPEC §1).
+//! is shown once and is stored only as an argon2id PHC hash (docs/reference/api.md#partners).
 
 use std::fmt;
 

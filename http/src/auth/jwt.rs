@@ -1,4 +1,4 @@
-//! People: JWT bearer tokens (SPEC §1).
+//! People: JWT bearer tokens (docs/reference/api.md#people).
 //!
 //! HS256 tokens are checked with a configured secret (`basketry token` mints
 //! them with [`mint_hs256`]); RS256 and ES256 tokens with the keys of a JWKS

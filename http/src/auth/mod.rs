@@ -1,4 +1,4 @@
-//! Authentication (SPEC §1): who is calling.
+//! Authentication (docs/reference/api.md#authentication): who is calling.
 //!
 //! * People present a JWT (`Authorization: Bearer <jwt>`), HS256 with a
 //!   configured secret or RS256/ES256 against a JWKS ([`jwt::JwtVerifier`]);

@@ -1,5 +1,5 @@
 //! Partners: an API key (`pk_…`) and its secret (`sk_…`), checked against
-//! the argon2id hash recorded in the partner's stream (SPEC §1).
+//! the argon2id hash recorded in the partner's stream (docs/reference/api.md#partners).
 //!
 //! [`PartnerAuthenticator::authenticate`] does, in order:
 //!

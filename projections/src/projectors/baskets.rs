@@ -321,7 +321,7 @@ const PREVIEW_KEYS: [&str; 7] = [
 
 /// The strategy previews anyone may see (`rm_baskets.strategy_previews`):
 /// what runs when, and how many legs, but not the legs themselves (a paid
-/// template's logic is not given away; SPEC §4). Each preview holds the
+/// template's logic is not given away; docs/reference/api.md#marketplace-queries). Each preview holds the
 /// [`PREVIEW_KEYS`] and `leg_count`. The query API serves the column as
 /// stored, and renders the same value from `strategies` for rows projected
 /// before the column existed.

@@ -1,4 +1,4 @@
-//! The execution plan (SPEC §3 "Execution plan"):
+//! The execution plan (docs/reference/api.md#execution-plan, docs/reference/domain.md#execution-schedule):
 //! `GET /execution/plan?at=RFC3339`, for executors and admins.
 //!
 //! # The minute

@@ -582,7 +582,7 @@ impl TestApp {
     ) -> String {
         let event_id = Uuid::now_v7().to_string();
         let position = self.next_position();
-        // SPEC §2: partner share rounded half up, platform the rest.
+        // docs/reference/domain.md#revenue-share: partner share rounded half up, platform the rest.
         let partner_share = (amount * partner_bps + 5_000) / 10_000;
         self.exec(
             "INSERT INTO rm_ledger (event_id, commit_position, prepare_position, \

@@ -95,7 +95,7 @@ async fn ledger_totals_cover_the_whole_range_and_equal_the_sum_of_the_lines_over
         t["platform_share"].as_i64().unwrap() + t["partner_share"].as_i64().unwrap()
     );
 
-    // SPEC §2: one ₹999 charge at 70/30.
+    // docs/reference/domain.md#revenue-share: one ₹999 charge at 70/30.
     let first = &entries[0];
     assert_eq!(
         (
