@@ -1,6 +1,6 @@
 //! The write path every handler shares.
 //!
-//! [`run`] wraps a handler with what SPEC §4 asks of every command:
+//! [`run`] wraps a handler with what every command goes through (docs/reference/api.md#commands):
 //! partner and person rate limits (and their headers on every response,
 //! [`basketry_http::admission`]), the `Idempotency-Key` protocol, and the
 //! `X-Consistency-Token` header.
@@ -36,7 +36,7 @@ use crate::load::{load, Loaded};
 /// How often a command is decided again after losing a race for its stream.
 pub const MAX_ATTEMPTS: usize = 8;
 
-/// Largest accepted request body (SPEC §4).
+/// Largest accepted request body (docs/reference/api.md#request-bodies).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub use basketry_http::admission::{rate_key, rate_policy};
@@ -233,7 +233,7 @@ pub struct Reply {
     pub position: Option<Position>,
     /// Members of `body` sent in this response only: the copy kept for
     /// `Idempotency-Key` replays leaves them out (a partner secret is
-    /// shown once, SPEC §1, and must not rest in the idempotency store).
+    /// shown once, docs/reference/domain.md#api-keys, and must not rest in the idempotency store).
     pub once: Vec<&'static str>,
 }
 

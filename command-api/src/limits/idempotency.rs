@@ -1,4 +1,4 @@
-//! `Idempotency-Key` storage (SPEC §4).
+//! `Idempotency-Key` storage (docs/reference/api.md#idempotency).
 //!
 //! A POST/PUT/DELETE carrying a key goes through [`IdempotencyStore::begin`]
 //! before it runs:
@@ -51,7 +51,7 @@ use sqlx::types::Json;
 use sqlx::Row;
 use uuid::Uuid;
 
-/// How long a key's first response is kept and replayed (SPEC §4).
+/// How long a key's first response is kept and replayed (docs/reference/api.md#idempotency).
 pub const RETENTION: TimeDelta = TimeDelta::hours(24);
 
 /// How long a request may stay in flight before another `begin` with its

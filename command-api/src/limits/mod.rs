@@ -1,5 +1,6 @@
-//! The idempotency store of the command API (SPEC §1, §4), and the rate
-//! limiter it shares with the query API.
+//! The idempotency store of the command API
+//! (docs/reference/api.md#idempotency), and the rate limiter it shares with
+//! the query API.
 //!
 //! * [`idempotency`] — `Idempotency-Key` records: the first response to a
 //!   key is kept for 24 h per principal and replayed; in SQLite or
