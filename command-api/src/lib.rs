@@ -9,7 +9,7 @@
 //! * [`limits`] — rate-limit and idempotency stores;
 //! * [`billing`] — the billing run;
 //! * [`error`] — the one place errors become problem+json responses;
-//! * [`app`] — building and running the server;
+//! * [`app`] — mounting the routes on an actix app;
 //! * [`openapi`] — the OpenAPI 3.1 description of the routes.
 
 pub mod app;
