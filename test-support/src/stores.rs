@@ -38,7 +38,7 @@ pub struct Intercepted<H> {
 
 impl<H: StoreHooks> Intercepted<H> {
     /// `inner` with its calls passing through `hook` first.
-    pub fn new(inner: Arc<dyn EventStore>, hook: Arc<H>) -> Arc<dyn EventStore> {
+    pub fn wrap(inner: Arc<dyn EventStore>, hook: Arc<H>) -> Arc<dyn EventStore> {
         Arc::new(Self { inner, hook })
     }
 }

@@ -227,7 +227,7 @@ async fn a_run_stopped_part_way_resumes_with_the_rest_and_never_reads_the_log() 
         stall: std::sync::atomic::AtomicBool::new(true),
         appends_left: std::sync::atomic::AtomicI64::new(2),
     });
-    let gated = Intercepted::new(app.store.clone(), std::sync::Arc::clone(&gate));
+    let gated = Intercepted::wrap(app.store.clone(), std::sync::Arc::clone(&gate));
     let index = SqlDueIndex::new(app.read_db.clone());
     let meta = |now| basketry_command_api::command::CommandMeta {
         actor: basketry_domain::Actor::System,

@@ -118,7 +118,7 @@ async fn faulty_app(backend: Backend) -> (TestApp, Arc<Faults>) {
     let (f1, f2) = (Arc::clone(&faults), Arc::clone(&faults));
     let app = spawn_with(
         server(backend)
-            .wrap_event_store(move |inner| Intercepted::new(inner, f1))
+            .wrap_event_store(move |inner| Intercepted::wrap(inner, f1))
             .wrap_idempotency(move |inner| Arc::new(FaultyIdempotency { inner, faults: f2 })),
     )
     .await;

@@ -147,7 +147,7 @@ async fn a_request_stalled_past_the_release_of_its_reservation_loses(backend: Ba
     });
     let hook = Arc::clone(&gate);
     let app =
-        spawn_with(server(backend).wrap_event_store(move |store| Intercepted::new(store, hook)))
+        spawn_with(server(backend).wrap_event_store(move |store| Intercepted::wrap(store, hook)))
             .await;
     let app = Arc::new(app);
     let template = app.paid_template().await;
