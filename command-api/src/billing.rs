@@ -22,17 +22,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use basketry_domain::partner::{self, PartnerAggregate};
 use basketry_domain::subscription::{self, ChargeDue, SubscriptionAggregate, SubscriptionEvent};
 use basketry_domain::{BasisPoints, PartnerId, SubscriptionId};
-use basketry_store::{EventStore, Position, StreamId};
+use basketry_store::{EventStore, Position};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
 
 use crate::command::{execute, CommandMeta};
 use crate::error::ApiError;
-use crate::load::load;
+use crate::load::stream;
+use crate::workflows::subscribe::share_in_force;
 
 /// Index rows read per page.
 const PAGE: usize = 1_000;
@@ -177,10 +177,6 @@ impl DueIndex for SqlDueIndex {
     }
 }
 
-fn stream(name: String) -> Result<StreamId, ApiError> {
-    StreamId::parse(name).map_err(|e| ApiError::Internal(e.to_string()))
-}
-
 /// Waits (at most [`INDEX_WAIT`]) until the index reflects `head`.
 async fn index_reaches(index: &dyn DueIndex, head: Option<Position>) -> Result<bool, ApiError> {
     let Some(head) = head else { return Ok(true) };
@@ -215,8 +211,7 @@ impl Shares {
         if let Some(bps) = cached {
             return Ok(bps);
         }
-        let p = load::<PartnerAggregate>(store, &stream(partner::stream_name(partner))?).await?;
-        let bps = p.state.revenue_share().map(|r| r.partner_bps());
+        let bps = share_in_force(store, partner).await?;
         self.0
             .lock()
             .map_err(|_| ApiError::Internal("share cache poisoned".into()))?

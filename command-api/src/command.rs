@@ -1,16 +1,16 @@
 //! The write path every handler shares.
 //!
 //! [`run`] wraps a handler with what SPEC §4 asks of every command:
-//! partner and person rate limits (and their headers on every response), the
-//! `Idempotency-Key` protocol, and the `X-Consistency-Token` header.
+//! partner and person rate limits (and their headers on every response,
+//! [`basketry_http::admission`]), the `Idempotency-Key` protocol, and the
+//! `X-Consistency-Token` header.
 //! [`execute`] is load → decide → append with the expected revision, retried
 //! a bounded number of times when another writer moved the stream first.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -18,12 +18,14 @@ use basketry_domain::{Actor, Aggregate, DomainEvent};
 use basketry_store::{
     AppendError, EventStore, NewEvent, NewMetadata, Position, StoreError, StreamId,
 };
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use basketry_http::admission::admit;
+use basketry_http::{IdempotencyKey, Principal};
+
 use crate::error::ApiError;
 use crate::limits::{
     fingerprint, Begin, Claim, Completion, Earlier, IdempotencyStore, RateLimitPolicy, RateLimiter,
@@ -37,8 +39,9 @@ pub const MAX_ATTEMPTS: usize = 8;
 /// Largest accepted request body (SPEC §4).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Header carrying the position a query must have caught up with.
-pub const CONSISTENCY_TOKEN: &str = "x-consistency-token";
+pub use basketry_http::admission::{rate_key, rate_policy};
+pub use basketry_http::clock::Clock;
+pub use basketry_http::consistency::{consistency_token, CONSISTENCY_TOKEN};
 
 /// What the command side needs from the process.
 pub struct AppState {
@@ -55,60 +58,6 @@ pub struct AppState {
     /// Where billing runs find the subscriptions due (the billing index of
     /// the read database).
     pub billing_index: Arc<dyn crate::billing::DueIndex>,
-}
-
-/// The command side's clock: system time plus an offset that is zero in
-/// production. Tests move it forward to reach later billing periods, or
-/// freeze it to make rate-limit refills deterministic, through the real HTTP
-/// path.
-#[derive(Debug, Clone)]
-pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
-    /// Milliseconds since the epoch the clock stands still at, or
-    /// [`i64::MIN`] while it runs.
-    frozen_at_ms: Arc<AtomicI64>,
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Self {
-            offset_ms: Arc::new(AtomicI64::new(0)),
-            frozen_at_ms: Arc::new(AtomicI64::new(i64::MIN)),
-        }
-    }
-}
-
-impl Clock {
-    /// System time.
-    pub fn system() -> Self {
-        Self::default()
-    }
-
-    /// The current instant.
-    pub fn now(&self) -> DateTime<Utc> {
-        let frozen = self.frozen_at_ms.load(Ordering::Relaxed);
-        if frozen != i64::MIN {
-            return DateTime::from_timestamp_millis(frozen).unwrap_or_else(Utc::now);
-        }
-        Utc::now() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
-    }
-
-    /// Moves this clock (and every clone of it) forward by `by`.
-    pub fn advance(&self, by: TimeDelta) {
-        self.offset_ms
-            .fetch_add(by.num_milliseconds(), Ordering::Relaxed);
-        let frozen = self.frozen_at_ms.load(Ordering::Relaxed);
-        if frozen != i64::MIN {
-            self.frozen_at_ms
-                .store(frozen + by.num_milliseconds(), Ordering::Relaxed);
-        }
-    }
-
-    /// Stops the clock at its current instant.
-    pub fn freeze(&self) {
-        self.frozen_at_ms
-            .store(self.now().timestamp_millis(), Ordering::Relaxed);
-    }
 }
 
 /// Who is acting, on behalf of which request.
@@ -351,11 +300,6 @@ impl actix_web::FromRequest for Body {
     }
 }
 
-/// Formats a position as the `X-Consistency-Token` value (`commit.prepare`).
-pub fn consistency_token(position: Position) -> String {
-    format!("{}.{}", position.commit, position.prepare)
-}
-
 /// Reads a JSON body: 415 unless `application/json`, 400 when malformed
 /// (unknown fields included), an empty body reads as `{}`.
 pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Result<T, ApiError> {
@@ -383,37 +327,6 @@ pub fn parse_body<T: DeserializeOwned>(req: &HttpRequest, body: &Bytes) -> Resul
         .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
 }
 
-/// The rate-limit bucket of a partner: one per partner, shared by all its
-/// keys, so that issuing more keys never raises its limits.
-pub fn rate_key(partner_id: &basketry_domain::PartnerId) -> String {
-    format!("partner:{partner_id}")
-}
-
-/// The rate-limit bucket and policy of `principal`: a partner's own limits,
-/// or `users` for a person (keyed `user:<user_id>`, which no partner key
-/// can be). Both APIs count against the same bucket.
-pub fn rate_policy(
-    principal: &Principal,
-    users: RateLimitPolicy,
-) -> Option<(String, RateLimitPolicy)> {
-    match principal {
-        Principal::Partner(p) => Some((
-            rate_key(&p.partner_id),
-            RateLimitPolicy {
-                per_minute: p.rate_limits.requests_per_minute.get(),
-                per_day: p.rate_limits.requests_per_day.get(),
-            },
-        )),
-        Principal::Person(_) => Some((principal.principal_key(), users)),
-    }
-}
-
-fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
-    HeaderValue::from_str(value)
-        .ok()
-        .map(|v| (HeaderName::from_static(name), v))
-}
-
 /// Runs a command handler with rate limiting, idempotency and the
 /// consistency token. `handler` gets the command metadata and the raw body.
 pub async fn run<F, Fut>(
@@ -428,37 +341,22 @@ where
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     let now = state.clock.now();
-    let mut extra_headers = Vec::new();
-    if let Some((key, policy)) = rate_policy(principal, state.user_rate_limit) {
-        match state.rate_limiter.acquire(&key, policy, now).await {
-            Ok(decision) => {
-                extra_headers.extend(header("ratelimit-policy", &decision.policy_header(&policy)));
-                extra_headers.extend(header("ratelimit", &decision.ratelimit_header()));
-                if !decision.allowed {
-                    return with_headers(
-                        ApiError::RateLimited {
-                            retry_after_secs: decision.retry_after_secs.unwrap_or(1),
-                        }
-                        .error_response(),
-                        &extra_headers,
-                    );
-                }
-            }
-            Err(e) => return ApiError::from(e).error_response(),
-        }
-    }
+    let rate_headers = match admit(
+        state.rate_limiter.as_ref(),
+        principal,
+        state.user_rate_limit,
+        now,
+    )
+    .await
+    {
+        Ok(headers) => headers,
+        Err(refused) => return refused,
+    };
     let response = match idempotent(state, req, principal, body, now, handler).await {
         Ok(r) => r,
         Err(e) => e.error_response(),
     };
-    with_headers(response, &extra_headers)
-}
-
-fn with_headers(mut response: HttpResponse, headers: &[(HeaderName, HeaderValue)]) -> HttpResponse {
-    for (name, value) in headers {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
-    response
+    rate_headers.apply(response)
 }
 
 async fn idempotent<F, Fut>(
@@ -473,26 +371,11 @@ where
     F: FnOnce(CommandMeta, Bytes) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
-    let key = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let key = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_idempotency_key",
-                        "Idempotency-Key must be 1-255 visible ASCII characters",
-                    )
-                })?;
-            Some(key.to_string())
-        }
-    };
+    let key = IdempotencyKey::from_headers(req.headers())?;
     let mut meta = CommandMeta {
         actor: principal.actor(),
         correlation_id: Uuid::now_v7(),
-        idempotency_key: key.clone(),
+        idempotency_key: key.as_ref().map(|k| k.as_str().to_string()),
         now,
     };
     let Some(key) = key else {
@@ -571,7 +454,7 @@ where
 struct Held<'a> {
     state: &'a AppState,
     scope: &'a str,
-    key: &'a str,
+    key: &'a IdempotencyKey,
     claim: Claim,
     now: DateTime<Utc>,
 }
@@ -645,7 +528,7 @@ const SEARCH_PAGE: usize = 1_000;
 async fn committed_earlier(
     store: &dyn EventStore,
     actor_id: &str,
-    key: &str,
+    key: &IdempotencyKey,
     earlier: Earlier,
     head: Option<Position>,
 ) -> Result<Option<(Position, Vec<String>)>, StoreError> {
@@ -660,7 +543,8 @@ async fn committed_earlier(
         let Some(end) = page.last() else { break };
         after = Some(end.position);
         for e in page.iter().filter(|e| e.position <= head) {
-            if e.metadata.idempotency_key.as_deref() == Some(key) && e.metadata.actor.id == actor_id
+            if e.metadata.idempotency_key.as_deref() == Some(key.as_str())
+                && e.metadata.actor.id == actor_id
             {
                 last = Some(e.position);
                 if !streams.iter().any(|s| s == e.stream_id.as_str()) {
@@ -747,78 +631,4 @@ impl Rendered {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use basketry_domain::user_link::{self, ReserveTemplateSubscription, UserLinkAggregate};
-    use basketry_domain::{DomainError, Email, SubscriptionId, TemplateId, UserId};
-    use basketry_store::memory::MemoryStore;
-
-    fn meta() -> CommandMeta {
-        CommandMeta {
-            actor: Actor::System,
-            correlation_id: Uuid::now_v7(),
-            idempotency_key: None,
-            now: Utc::now(),
-        }
-    }
-
-    fn reserve(
-        user_id: UserId,
-        template_id: TemplateId,
-    ) -> impl FnMut(
-        &Loaded<<UserLinkAggregate as Aggregate>::State>,
-    ) -> Result<<UserLinkAggregate as Aggregate>::Command, ApiError> {
-        let subscription_id = SubscriptionId::from_uuid(Uuid::now_v7());
-        move |_| {
-            Ok(ReserveTemplateSubscription {
-                user_id,
-                template_id,
-                subscription_id,
-                now: Utc::now(),
-            }
-            .into())
-        }
-    }
-
-    /// A first state that is out of date (here: "no stream" for a stream
-    /// another request wrote) is not trusted: the append conflicts, the
-    /// stream is reloaded and the domain decides on what is really there.
-    #[tokio::test]
-    async fn a_stale_first_state_is_reloaded_and_decided_again() {
-        let store = MemoryStore::new();
-        let email = Email::parse("asha@example.com").expect("an e-mail");
-        let user_id = UserId::from_email(&email);
-        let template_id = TemplateId::from_uuid(Uuid::now_v7());
-        let stream = StreamId::parse(user_link::stream_name(&user_id)).expect("a stream id");
-        let first = execute_from::<UserLinkAggregate, _>(
-            &store,
-            &stream,
-            &meta(),
-            Some(Loaded::empty()),
-            reserve(user_id, template_id),
-        )
-        .await
-        .expect("the first reservation");
-        assert_eq!(first.events.len(), 1);
-        let second = execute_from::<UserLinkAggregate, _>(
-            &store,
-            &stream,
-            &meta(),
-            Some(Loaded::empty()),
-            reserve(user_id, template_id),
-        )
-        .await;
-        assert!(
-            matches!(
-                second,
-                Err(ApiError::Domain(DomainError::AlreadySubscribed { .. }))
-            ),
-            "{second:?}"
-        );
-        let events = store
-            .read_stream(&stream, basketry_store::Revision::START)
-            .await
-            .expect("the stream");
-        assert_eq!(events.len(), 1);
-    }
-}
+mod tests;

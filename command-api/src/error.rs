@@ -1,26 +1,31 @@
 //! The one place where the command API's errors become HTTP responses:
-//! RFC 9457 `application/problem+json` with a stable `code`, and for
-//! validation failures an `errors: [{field, message}]` list.
+//! RFC 9457 `application/problem+json` ([`basketry_http::Problem`]) with a
+//! stable `code`, and for validation failures an `errors: [{field,
+//! message}]` list. The edge's own errors (authentication, rate limits,
+//! the `Idempotency-Key` header) are [`EdgeError`]s and render as
+//! `basketry_http` maps them, the same in both APIs.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use basketry_domain::{DomainError, FieldError, ValidationErrors};
+use basketry_domain::{DomainError, ValidationErrors};
+use basketry_http::consistency::{consistency_token, CONSISTENCY_TOKEN};
+use basketry_http::{AuthError, EdgeError, Problem};
 use basketry_store::{AppendError, Position, StoreError};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
-use crate::auth::AuthError;
 use crate::limits::{IdempotencyError, RateLimitError};
 use crate::load::LoadError;
 
-/// Media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use basketry_http::PROBLEM_JSON;
 
 /// Everything a command can fail with, as seen by HTTP clients.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 401/403/429/503, as documented on each [`AuthError`] variant.
+    /// Refused at the edge: authentication (401/403/429/503), rate limits
+    /// (429, or 503 when the limiter is down), an invalid
+    /// `Idempotency-Key` (400); status per [`EdgeError`] variant.
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Edge(#[from] EdgeError),
     /// The domain refused the command (status per variant of [`DomainError`]).
     #[error(transparent)]
     Domain(#[from] DomainError),
@@ -62,9 +67,6 @@ pub enum ApiError {
         position: Position,
         streams: Vec<String>,
     },
-    /// 429 with `Retry-After`.
-    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
-    RateLimited { retry_after_secs: u64 },
     /// 503 with `Retry-After`: a store or dependency is down.
     #[error("service temporarily unavailable")]
     Unavailable(String),
@@ -85,7 +87,7 @@ impl ApiError {
     /// Stable snake_case identifier of the error, for clients to branch on.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Auth(e) => e.code(),
+            ApiError::Edge(e) => e.code(),
             ApiError::Domain(e) => e.code(),
             ApiError::BadRequest { code, .. } => code,
             ApiError::NotFound { .. } => "not_found",
@@ -96,7 +98,6 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::IdempotencyInFlight => "idempotency_request_in_progress",
             ApiError::IdempotencyKeyCommitted { .. } => "idempotency_key_committed",
-            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -112,44 +113,38 @@ impl ApiError {
             || status.is_server_error()
     }
 
-    fn title(status: StatusCode) -> &'static str {
-        status.canonical_reason().unwrap_or("Error")
+    /// The error as a problem.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            ApiError::Edge(e) => e.problem(),
+            ApiError::Domain(DomainError::Validation(errors)) => Problem::validation(errors),
+            ApiError::Unavailable(cause) => Problem::unavailable(cause),
+            ApiError::Internal(cause) => Problem::internal(cause),
+            other => {
+                let problem = Problem::new(other.status_code(), other.code(), other.to_string());
+                match other {
+                    ApiError::Domain(DomainError::AlreadySubscribed { subscription_id }) => {
+                        problem.member("subscription_id", json!(subscription_id))
+                    }
+                    ApiError::IdempotencyKeyCommitted { position, streams } => problem
+                        .member("consistency_token", json!(consistency_token(*position)))
+                        .member("streams", json!(streams))
+                        .header(CONSISTENCY_TOKEN, consistency_token(*position)),
+                    _ => problem,
+                }
+            }
+        }
     }
 
-    fn fields(errors: &ValidationErrors) -> Value {
-        Value::Array(
-            errors
-                .errors()
-                .iter()
-                .map(|FieldError { field, message }| json!({"field": field, "message": message}))
-                .collect(),
-        )
-    }
-}
-
-/// HTTP status of each authentication failure.
-fn auth_status(e: &AuthError) -> StatusCode {
-    match e {
-        AuthError::Missing
-        | AuthError::Malformed
-        | AuthError::InvalidToken
-        | AuthError::Expired
-        | AuthError::BadSignature
-        | AuthError::UnknownKey
-        | AuthError::WrongSecret
-        | AuthError::KeySuspended
-        | AuthError::KeyRevoked => StatusCode::UNAUTHORIZED,
-        AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-        AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        AuthError::Forbidden | AuthError::MissingPermission { .. } => StatusCode::FORBIDDEN,
+    /// The response as parts: status, headers and the problem+json body.
+    pub fn problem(&self) -> (StatusCode, Vec<(&'static str, String)>, String) {
+        self.to_problem().parts()
     }
 }
 
-/// `Retry-After` of authentication failures that have one.
-fn auth_retry_after(e: &AuthError) -> Option<u64> {
-    match e {
-        AuthError::Unavailable => Some(1),
-        other => other.retry_after_secs(),
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        ApiError::Edge(e.into())
     }
 }
 
@@ -183,21 +178,13 @@ impl From<LoadError> for ApiError {
 
 impl From<RateLimitError> for ApiError {
     fn from(e: RateLimitError) -> Self {
-        ApiError::Unavailable(format!("rate limiter: {e}"))
+        ApiError::Edge(e.into())
     }
 }
 
 impl From<IdempotencyError> for ApiError {
     fn from(e: IdempotencyError) -> Self {
-        match e {
-            // A key with a space or tab in it passes the header's own check
-            // and is refused here: the client's mistake, not an outage.
-            IdempotencyError::InvalidKey(_) => ApiError::bad_request(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1-255 visible ASCII characters",
-            ),
-            e => ApiError::Unavailable(format!("idempotency store: {e}")),
-        }
+        ApiError::Unavailable(format!("idempotency store: {e}"))
     }
 }
 
@@ -207,71 +194,10 @@ impl From<ValidationErrors> for ApiError {
     }
 }
 
-impl ApiError {
-    /// The response as parts: status, headers and the problem+json body.
-    pub fn problem(&self) -> (StatusCode, Vec<(&'static str, String)>, String) {
-        let status = self.status_code();
-        let code = self.code();
-        let mut body = Map::new();
-        body.insert(
-            "type".into(),
-            json!(format!("https://basketry.dev/problems/{code}")),
-        );
-        body.insert("title".into(), json!(Self::title(status)));
-        body.insert("status".into(), json!(status.as_u16()));
-        let detail = match self {
-            ApiError::Unavailable(cause) => {
-                tracing::warn!(%cause, "answering 503");
-                "a dependency is unavailable; retry later".to_string()
-            }
-            ApiError::Internal(cause) => {
-                tracing::error!(%cause, "answering 500");
-                "an internal error occurred".to_string()
-            }
-            other => other.to_string(),
-        };
-        body.insert("detail".into(), json!(detail));
-        body.insert("code".into(), json!(code));
-        match self {
-            ApiError::Domain(DomainError::Validation(errors)) => {
-                body.insert("errors".into(), Self::fields(errors));
-            }
-            ApiError::Domain(DomainError::AlreadySubscribed { subscription_id }) => {
-                body.insert("subscription_id".into(), json!(subscription_id));
-            }
-            ApiError::IdempotencyKeyCommitted { position, streams } => {
-                body.insert(
-                    "consistency_token".into(),
-                    json!(crate::command::consistency_token(*position)),
-                );
-                body.insert("streams".into(), json!(streams));
-            }
-            _ => {}
-        }
-        let mut headers = vec![("content-type", PROBLEM_JSON.to_string())];
-        if let ApiError::IdempotencyKeyCommitted { position, .. } = self {
-            headers.push((
-                crate::command::CONSISTENCY_TOKEN,
-                crate::command::consistency_token(*position),
-            ));
-        }
-        let retry_after = match self {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::Auth(e) => auth_retry_after(e),
-            ApiError::Unavailable(_) => Some(1),
-            _ => None,
-        };
-        if let Some(secs) = retry_after {
-            headers.push(("retry-after", secs.to_string()));
-        }
-        (status, headers, Value::Object(body).to_string())
-    }
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Auth(e) => auth_status(e),
+            ApiError::Edge(e) => e.status(),
             ApiError::Domain(e) => match e {
                 DomainError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -296,38 +222,33 @@ impl ResponseError for ApiError {
             | ApiError::AlreadySubscribedUnnamed
             | ApiError::IdempotencyKeyCommitted { .. } => StatusCode::CONFLICT,
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, headers, body) = self.problem();
-        let mut response = HttpResponse::build(status);
-        for (name, value) in headers {
-            response.insert_header((name, value));
-        }
-        response.body(body)
+        self.to_problem().response()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn answers_that_tell_the_client_to_retry_are_the_ones_never_replayed() {
         let retry = [
             ApiError::Concurrency,
             ApiError::IdempotencyInFlight,
-            ApiError::RateLimited {
-                retry_after_secs: 1,
-            },
-            ApiError::Auth(AuthError::Throttled {
+            ApiError::Edge(EdgeError::RateLimited {
                 retry_after_secs: 1,
             }),
-            ApiError::Auth(AuthError::Unavailable),
+            ApiError::from(AuthError::Throttled {
+                retry_after_secs: 1,
+            }),
+            ApiError::from(AuthError::Unavailable),
             ApiError::Unavailable("store down".into()),
             ApiError::Internal("bug".into()),
         ];

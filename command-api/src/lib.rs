@@ -2,11 +2,16 @@
 //! HTTP — authentication, rate limits, idempotency and the command handlers
 //! (parse → load → decide → append).
 //!
-//! * [`routes`] — the Commands table of SPEC §4, one thin handler each;
+//! * [`routes`] — the command routes, one module per resource (baskets,
+//!   templates, subscriptions, partner keys, billing), each handler
+//!   parse → decide → append → respond;
+//! * [`workflows`] — the commands that span several streams (subscribing,
+//!   status changes), each reading every stream once;
 //! * [`command`] — the shared write path: rate limits, `Idempotency-Key`,
 //!   load → decide → append with bounded retries, consistency tokens;
 //! * [`auth`] — JWT and partner-key authentication;
 //! * [`limits`] — rate-limit and idempotency stores;
+//! * [`load`] — reading streams, every event decoded through the domain;
 //! * [`billing`] — the billing run;
 //! * [`error`] — the one place errors become problem+json responses;
 //! * [`app`] — mounting the routes on an actix app;
@@ -22,3 +27,4 @@ pub mod load;
 pub mod openapi;
 pub mod routes;
 pub mod views;
+pub mod workflows;

@@ -1,8 +1,13 @@
 //! Loading aggregates from the event store: read the stream, decode each
-//! event through the domain's upcasters, fold.
+//! event through the domain's upcasters, fold. The command side reads
+//! stored events only through here: [`read`] for the decoded history
+//! (with when each event was recorded), [`load`] for the folded state.
 
 use basketry_domain::{Aggregate, DecodeError, DomainEvent};
 use basketry_store::{EventStore, ExpectedRevision, Position, Revision, StoreError, StreamId};
+use chrono::{DateTime, Utc};
+
+use crate::error::ApiError;
 
 /// An aggregate's state and the revision it was folded up to.
 #[derive(Debug, Clone)]
@@ -55,30 +60,62 @@ pub enum LoadError {
     },
 }
 
+/// The stream named `name`; the names come from the domain's
+/// `stream_name` functions, so a refusal here is a bug.
+pub fn stream(name: String) -> Result<StreamId, ApiError> {
+    StreamId::parse(name).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// One event of a stream, decoded through the domain's upcasters.
+#[derive(Debug, Clone)]
+pub struct Recorded<E> {
+    /// The event, at its current schema version.
+    pub event: E,
+    /// Its revision in the stream.
+    pub revision: Revision,
+    /// Its global position.
+    pub position: Position,
+    /// When the store recorded it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Reads the whole stream `stream` as the events of aggregate `A`.
+pub async fn read<A: Aggregate>(
+    store: &dyn EventStore,
+    stream: &StreamId,
+) -> Result<Vec<Recorded<A::Event>>, LoadError> {
+    store
+        .read_stream(stream, Revision::START)
+        .await?
+        .into_iter()
+        .map(|recorded| {
+            let event =
+                A::Event::from_stored(&recorded.event_type, recorded.schema_version, recorded.data)
+                    .map_err(|source| LoadError::Decode {
+                        stream: stream.to_string(),
+                        revision: recorded.revision.0,
+                        source,
+                    })?;
+            Ok(Recorded {
+                event,
+                revision: recorded.revision,
+                position: recorded.position,
+                recorded_at: recorded.metadata.recorded_at,
+            })
+        })
+        .collect()
+}
+
 /// Reads and folds the whole stream `stream` as aggregate `A`.
 pub async fn load<A: Aggregate>(
     store: &dyn EventStore,
     stream: &StreamId,
 ) -> Result<Loaded<A::State>, LoadError> {
-    let events = store.read_stream(stream, Revision::START).await?;
-    let mut state = A::State::default();
-    let mut revision = None;
-    let mut position = None;
-    for recorded in events {
-        let event =
-            A::Event::from_stored(&recorded.event_type, recorded.schema_version, recorded.data)
-                .map_err(|source| LoadError::Decode {
-                    stream: stream.to_string(),
-                    revision: recorded.revision.0,
-                    source,
-                })?;
-        state = A::evolve(state, &event);
-        revision = Some(recorded.revision);
-        position = Some(recorded.position);
+    let mut loaded = Loaded::empty();
+    for recorded in read::<A>(store, stream).await? {
+        loaded.state = A::evolve(loaded.state, &recorded.event);
+        loaded.revision = Some(recorded.revision);
+        loaded.position = Some(recorded.position);
     }
-    Ok(Loaded {
-        state,
-        revision,
-        position,
-    })
+    Ok(loaded)
 }

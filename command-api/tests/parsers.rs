@@ -16,10 +16,11 @@ use basketry_command_api::auth::{
 };
 use basketry_command_api::command::{parse_body, Body, MAX_BODY_BYTES};
 use basketry_command_api::error::ApiError;
-use basketry_command_api::limits::{fingerprint, validate_key};
+use basketry_command_api::limits::fingerprint;
 use basketry_domain::basket::{BasketInput, MarketplaceConfigInput, StrategyInput};
 use basketry_domain::partner::{RegisterPartnerInput, UpdatePartnerConfigInput};
 use basketry_domain::subscription::AllocationInput;
+use basketry_http::IdempotencyKey;
 use basketry_store::memory::MemoryStore;
 use chrono::Utc;
 use proptest::prelude::*;
@@ -164,7 +165,7 @@ proptest! {
         path in ".{0,64}",
         body in prop::collection::vec(any::<u8>(), 0..256),
     ) {
-        let valid = validate_key(&key).is_ok();
+        let valid = IdempotencyKey::parse(&key).is_ok();
         let visible = !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
         prop_assert!(!valid || visible, "{key:?} accepted");
         let a = fingerprint(&method, &path, &body);

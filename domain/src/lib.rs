@@ -50,7 +50,10 @@
 //! functions over serde `…Input` structs; they report **every** broken rule
 //! as a [`FieldError`] with a path like `strategies[0].legs[2].lots`.
 //! Deciders re-check the rules their field types cannot carry, so a command
-//! built in code cannot bypass them.
+//! built in code cannot bypass them. With the cargo feature `openapi`, the
+//! `…Input` structs and the enumerations they name also implement
+//! `utoipa::ToSchema`, so an API documents each request body from the type
+//! it deserialises; without it the crate has no OpenAPI dependency.
 //!
 //! ## Reading events back
 //!
@@ -89,6 +92,9 @@ pub mod basket;
 pub mod partner;
 pub mod subscription;
 pub mod user_link;
+
+#[cfg(feature = "openapi")]
+mod openapi;
 
 #[cfg(test)]
 mod testing;

@@ -283,11 +283,18 @@ impl From<RevenueShare> for RevenueShareRepr {
 /// A revenue share as a request gives it: percentages with at most two
 /// decimals (`{"platform_percentage": 70, "partner_percentage": 30}`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(description = "A revenue share as percentages with at most two decimals, summing to\n100.", example = json!({"platform_percentage": 70, "partner_percentage": 30})))]
 #[serde(deny_unknown_fields)]
 pub struct RevenueShareInput {
-    /// The platform's percentage.
+    // The platform's percentage; left to `DecimalInput`'s schema in the API
+    // document, which a doc comment would repeat.
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = DecimalInput))]
     pub platform_percentage: Option<DecimalInput>,
-    /// The partner's percentage.
+    // The partner's percentage (as above).
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = DecimalInput))]
     pub partner_percentage: Option<DecimalInput>,
 }
 

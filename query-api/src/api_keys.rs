@@ -9,8 +9,8 @@
 //! `SUSPENDED`, `REVOKED`) filters.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
+use basketry_http::Principal;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 

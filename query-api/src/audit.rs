@@ -20,10 +20,9 @@
 //! a reader can recompute every link.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
-use basketry_command_api::command::consistency_token;
-use basketry_command_api::error::ApiError;
 use basketry_command_api::openapi::schemas;
+use basketry_http::consistency::consistency_token;
+use basketry_http::Principal;
 use basketry_store::{chain, Position, RecordedEvent, Revision, StreamId};
 use serde_json::{json, Value};
 
@@ -139,11 +138,7 @@ async fn stream_query(
     let raw = req.match_info().get("stream_id").unwrap_or_default();
     // A name the store would refuse names no stream.
     let stream = StreamId::parse(raw).map_err(|_| QueryError::not_found("stream"))?;
-    let events = state
-        .store
-        .read_stream(&stream, from)
-        .await
-        .map_err(ApiError::from)?;
+    let events = state.store.read_stream(&stream, from).await?;
     if events.is_empty() && from == Revision::START {
         return Err(QueryError::not_found("stream"));
     }
@@ -207,11 +202,7 @@ async fn log_query(
         })
         .transpose()?;
     // One more than asked tells whether another page follows.
-    let mut events = state
-        .store
-        .read_all(after, limit + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let mut events = state.store.read_all(after, limit + 1).await?;
     let more = events.len() > limit;
     events.truncate(limit);
     let next_cursor = match (more, events.last()) {

@@ -11,10 +11,10 @@
 //! the marketplace endpoints.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
 use basketry_command_api::views;
 use basketry_domain::basket::Strategy;
+use basketry_http::Principal;
 use std::borrow::Cow;
 
 use serde_json::{json, Value};

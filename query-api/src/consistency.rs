@@ -10,14 +10,13 @@
 //! answers 503 `consistency_timeout` with `Retry-After: 1`. While no
 //! projector has written a checkpoint at all, nothing is caught up.
 //!
-//! A token that is not two non-negative integers joined by a dot is 400
-//! `invalid_consistency_token`; so are two such headers.
+//! The token's form and its 400 `invalid_consistency_token` belong to the
+//! HTTP edge ([`basketry_http::consistency`]).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use actix_web::http::header::HeaderMap;
 use sqlx::AnyPool;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -25,62 +24,10 @@ use tokio::time::Instant;
 use crate::error::QueryError;
 use crate::rows::{int, Sql};
 
-/// The request header (the command API's
-/// [`basketry_command_api::command::CONSISTENCY_TOKEN`]).
-pub use basketry_command_api::command::CONSISTENCY_TOKEN;
+pub use basketry_http::consistency::{Token, CONSISTENCY_TOKEN};
 
 /// How often the watcher reads the checkpoints while requests wait.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
-
-/// A global-log position, as the command API's consistency tokens carry it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Token {
-    /// KurrentDB's commit position (the SQL stores' global sequence).
-    pub commit: i64,
-    /// KurrentDB's prepare position (equal to `commit` in the SQL stores).
-    pub prepare: i64,
-}
-
-impl Token {
-    /// Reads `commit.prepare`; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        let (commit, prepare) = text.trim().split_once('.')?;
-        let number = |s: &str| {
-            if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
-                None
-            } else {
-                s.parse::<i64>().ok()
-            }
-        };
-        Some(Self {
-            commit: number(commit)?,
-            prepare: number(prepare)?,
-        })
-    }
-
-    /// The token of the request, if it sent one; 400 when malformed.
-    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, QueryError> {
-        let mut values = headers.get_all(CONSISTENCY_TOKEN);
-        let Some(value) = values.next() else {
-            return Ok(None);
-        };
-        let invalid = || {
-            QueryError::bad_request(
-                "invalid_consistency_token",
-                "X-Consistency-Token must be the `commit.prepare` value a command answered with",
-            )
-        };
-        if values.next().is_some() {
-            return Err(invalid());
-        }
-        value
-            .to_str()
-            .ok()
-            .and_then(Self::parse)
-            .map(Some)
-            .ok_or_else(invalid)
-    }
-}
 
 /// The lowest checkpoint of the projectors in `db`: `None` while none has
 /// checkpointed, or while a name in `expected` has not.
@@ -231,36 +178,5 @@ async fn watch_checkpoints(inner: Weak<Inner>) {
         }
         drop(me);
         tokio::time::sleep(POLL_INTERVAL).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_two_integers_and_compare_commit_first() {
-        assert_eq!(
-            Token::parse("12.7"),
-            Some(Token {
-                commit: 12,
-                prepare: 7
-            })
-        );
-        for bad in [
-            "",
-            "12",
-            "12.",
-            ".7",
-            "a.b",
-            "-1.2",
-            "1.2.3",
-            "1 .2",
-            "99999999999999999999.1",
-        ] {
-            assert_eq!(Token::parse(bad), None, "{bad}");
-        }
-        assert!(Token::parse("2.0") > Token::parse("1.9"));
-        assert!(Token::parse("2.1") > Token::parse("2.0"));
     }
 }

@@ -1,33 +1,54 @@
-//! The one place where the query API's errors become HTTP responses.
+//! The one place where the query API's errors become HTTP responses, as
+//! RFC 9457 problem+json ([`basketry_http::Problem`]).
 //!
-//! Failure modes shared with the command API (authentication, 400, 404,
-//! 422 with field errors, 429, 503, 500) are [`ApiError`]s and render
-//! through [`ApiError::problem`], so both APIs answer them identically. The
-//! query-only ones are the other variants of [`QueryError`]; each documents
-//! its status and `code`. A database failure never reaches the client: it
-//! is logged and answered 503 (retry) or 500 (a bug), without detail.
+//! The edge's errors (authentication, rate limits, the
+//! `X-Consistency-Token`) are [`EdgeError`]s and render as `basketry_http`
+//! maps them, so both APIs answer them identically; so do 400, 404 and 422
+//! with field errors, built on the same [`Problem`]. Each variant of
+//! [`QueryError`] documents its status and `code`. A database failure never
+//! reaches the client: it is logged and answered 503 (retry) or 500 (a
+//! bug), without detail.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use basketry_command_api::auth::AuthError;
-use basketry_command_api::error::{ApiError, PROBLEM_JSON};
-use basketry_domain::{DomainError, ValidationErrors};
-use serde_json::json;
+use basketry_domain::ValidationErrors;
+use basketry_http::{AuthError, EdgeError, Problem};
+use basketry_store::StoreError;
 
 /// Everything a query can fail with, as seen by HTTP clients.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// A failure shared with the command API (status and `code` as
-    /// [`ApiError`] maps them).
+    /// Refused at the edge (status and `code` as [`EdgeError`] maps them).
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Edge(#[from] EdgeError),
+    /// 400 with a stable `code`: a parameter or header that cannot be read.
+    #[error("{detail}")]
+    BadRequest {
+        /// Stable snake_case identifier.
+        code: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// 422 `validation_failed`, listing the parameters as `errors`.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    /// 404 `not_found`: no such resource, or not the caller's.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+    },
     /// 503 `consistency_timeout` with `Retry-After: 1` — the projectors did
     /// not reach the request's `X-Consistency-Token` within the wait.
     #[error("the read models have not caught up with the consistency token yet; retry shortly")]
     ConsistencyTimeout,
+    /// 503 `service_unavailable` when the event store is down, 500
+    /// `internal_error` otherwise; the cause is logged, never sent.
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
     /// 503 `service_unavailable` or 500 `internal_error`, depending on the
-    /// kind of failure (see [`QueryError::from`] for `sqlx::Error`); the
-    /// cause is logged, never sent.
+    /// kind of failure (see [`is_transient`]); the cause is logged, never
+    /// sent.
     #[error("read database: {0}")]
     Database(#[from] sqlx::Error),
     /// As [`QueryError::Database`], from a read on the request's thread
@@ -44,75 +65,66 @@ pub enum QueryError {
 impl QueryError {
     /// 400 with a stable `code`.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError::bad_request(code, detail).into()
+        QueryError::BadRequest {
+            code,
+            detail: detail.into(),
+        }
     }
 
     /// 422 `validation_failed` naming one query parameter.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        ApiError::Domain(DomainError::Validation(ValidationErrors::single(
-            field,
-            message.into(),
-        )))
-        .into()
+        QueryError::Invalid(ValidationErrors::single(field, message.into()))
     }
 
     /// 404 `not_found`.
     pub fn not_found(what: &'static str) -> Self {
-        ApiError::NotFound { what }.into()
+        QueryError::NotFound { what }
     }
 
     /// 403 `forbidden`.
     pub fn forbidden() -> Self {
-        ApiError::Auth(AuthError::Forbidden).into()
+        AuthError::Forbidden.into()
     }
 
-    /// The shared error this one renders as; `None` for the query-only
-    /// consistency timeout.
-    fn as_api_error(&self) -> Option<ApiError> {
+    /// The error as a problem.
+    pub fn to_problem(&self) -> Problem {
         match self {
-            QueryError::Api(_) | QueryError::ConsistencyTimeout => None,
+            QueryError::Edge(e) => e.problem(),
+            QueryError::BadRequest { code, detail } => {
+                Problem::new(StatusCode::BAD_REQUEST, code, detail.clone())
+            }
+            QueryError::Invalid(errors) => Problem::validation(errors),
+            QueryError::NotFound { .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "not_found", self.to_string())
+            }
+            QueryError::ConsistencyTimeout => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "consistency_timeout",
+                self.to_string(),
+            )
+            .retry_after(1),
+            QueryError::Store(StoreError::Unavailable(detail)) => Problem::unavailable(detail),
+            QueryError::Store(StoreError::Invalid(detail)) => Problem::internal(detail),
+            QueryError::Store(StoreError::Corrupt(detail)) => {
+                Problem::internal(&format!("corrupt event: {detail}"))
+            }
             QueryError::Database(e) if is_transient(e) => {
-                Some(ApiError::Unavailable(format!("read database: {e}")))
+                Problem::unavailable(&format!("read database: {e}"))
             }
-            QueryError::Database(e) => Some(ApiError::Internal(format!("read database: {e}"))),
+            QueryError::Database(e) => Problem::internal(&format!("read database: {e}")),
             QueryError::Sqlite(e) if is_transient_sqlite(e) => {
-                Some(ApiError::Unavailable(format!("read database: {e}")))
+                Problem::unavailable(&format!("read database: {e}"))
             }
-            QueryError::Sqlite(e) => Some(ApiError::Internal(format!("read database: {e}"))),
+            QueryError::Sqlite(e) => Problem::internal(&format!("read database: {e}")),
             QueryError::Corrupt(detail) => {
-                Some(ApiError::Internal(format!("corrupt read model: {detail}")))
+                Problem::internal(&format!("corrupt read model: {detail}"))
             }
         }
     }
 
     /// The response as parts: status, headers and the problem+json body.
     pub fn problem(&self) -> (StatusCode, Vec<(&'static str, String)>, String) {
-        match self {
-            QueryError::Api(e) => e.problem(),
-            QueryError::ConsistencyTimeout => {
-                let status = StatusCode::SERVICE_UNAVAILABLE;
-                let code = "consistency_timeout";
-                let body = json!({
-                    "type": format!("https://basketry.dev/problems/{code}"),
-                    "title": status.canonical_reason().unwrap_or("Error"),
-                    "status": status.as_u16(),
-                    "detail": self.to_string(),
-                    "code": code,
-                });
-                (
-                    status,
-                    vec![
-                        ("content-type", PROBLEM_JSON.to_string()),
-                        ("retry-after", "1".to_string()),
-                    ],
-                    body.to_string(),
-                )
-            }
-            other => match other.as_api_error() {
-                Some(api) => api.problem(),
-                None => ApiError::Internal("unmapped query error".into()).problem(),
-            },
-        }
+        self.to_problem().parts()
     }
 }
 
@@ -147,22 +159,17 @@ fn is_transient_sqlite(e: &rusqlite::Error) -> bool {
 
 impl ResponseError for QueryError {
     fn status_code(&self) -> StatusCode {
-        self.problem().0
+        self.to_problem().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, headers, body) = self.problem();
-        let mut response = HttpResponse::build(status);
-        for (name, value) in headers {
-            response.insert_header((name, value));
-        }
-        response.body(body)
+        self.to_problem().response()
     }
 }
 
 impl From<AuthError> for QueryError {
     fn from(e: AuthError) -> Self {
-        QueryError::Api(e.into())
+        QueryError::Edge(e.into())
     }
 }
 

@@ -96,11 +96,11 @@
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
 use basketry_domain::basket::{Expiry, Leg, LegAction, OptionType, Strike};
 use basketry_domain::subscription::{BrokerAllocation, MaxLotsPerOrder};
 use basketry_domain::LotMultiplier;
+use basketry_http::Principal;
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Timelike, Utc, Weekday};
 use futures::StreamExt;
 use serde::Serialize;

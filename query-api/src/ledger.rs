@@ -82,9 +82,9 @@
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
+use basketry_http::Principal;
 use chrono::{Datelike, NaiveDate};
 use futures::StreamExt;
 use serde_json::{json, Value};

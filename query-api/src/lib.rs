@@ -5,7 +5,7 @@
 //!
 //! * [`configure`] registers every route on an app beside the command API;
 //!   the application also registers `web::Data<AuthState>` (the
-//!   [`basketry_command_api::auth::Principal`] extractor reads it);
+//!   [`basketry_http::auth::Principal`] extractor reads it);
 //! * [`marketplace`] — browsing templates, template details and the
 //!   admin's templates;
 //! * [`baskets`] — a person's own baskets;
@@ -54,9 +54,9 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::web;
-use basketry_command_api::command::Clock;
-use basketry_command_api::limits::{RateLimitPolicy, RateLimiter};
-use basketry_command_api::routes::Endpoint;
+use basketry_http::clock::Clock;
+use basketry_http::rate::{RateLimitPolicy, RateLimiter};
+use basketry_http::route::Endpoint;
 use basketry_store::EventStore;
 use sqlx::AnyPool;
 
@@ -91,8 +91,8 @@ pub struct QueryState {
     pub checkpoints: consistency::CheckpointWatcher,
     /// Every person's (JWT) rate limit, as the command API's.
     pub user_rate_limit: RateLimitPolicy,
-    /// The time rate limits are counted at: the command API's clock, so one
-    /// limiter sees one time.
+    /// The time rate limits are counted at: the application's one clock,
+    /// shared with the command API, so one limiter sees one time.
     pub clock: Clock,
 }
 
@@ -165,16 +165,17 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-/// Registers the query routes ([`endpoints`]) and `state` on an app.
-/// `web::Data<AuthState>` must be registered too (the command API's
-/// `configure` does it).
+/// Registers the query routes ([`endpoints`]), `state` and its clock (for
+/// the [`basketry_http::Principal`] extractor) on an app.
+/// `web::Data<AuthState>` must be registered too.
 ///
 /// Routes are registered with method guards on their resources, so they
 /// sit beside the command API's routes on the same paths (`GET /baskets`
 /// and `POST /baskets`).
 pub fn configure(state: web::Data<QueryState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(state);
+        cfg.app_data(web::Data::new(state.clock.clone()))
+            .app_data(state);
         for endpoint in endpoints() {
             endpoint.register(cfg);
         }

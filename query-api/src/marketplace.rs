@@ -31,9 +31,9 @@
 //! not, latest first publication first; items as above.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use basketry_command_api::auth::Principal;
 use basketry_command_api::openapi::schemas;
 use basketry_domain::partner::Permission;
+use basketry_http::Principal;
 use serde_json::{json, Value};
 
 use crate::baskets::{

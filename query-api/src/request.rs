@@ -3,11 +3,10 @@
 //! 1. one token from the caller's per-minute and per-day buckets — a
 //!    partner's own limits (one bucket per partner, whichever of its keys
 //!    is used), a person's `BASKETRY_USER_RATE_LIMIT_PER_MINUTE`;
-//!    the limiter, the bucket key and the clock are the command API's
-//!    ([`basketry_command_api::command::rate_policy`]), so one quota spans
-//!    both APIs; `RateLimit-Policy` and `RateLimit` go on
-//!    whatever the response turns out to be, and an empty bucket is 429 with
-//!    `Retry-After`;
+//!    the limiter, the bucket key and the clock are the ones the command API
+//!    uses ([`basketry_http::admission`]), so one quota spans both APIs;
+//!    `RateLimit-Policy` and `RateLimit` go on whatever the response turns
+//!    out to be, and an empty bucket is 429 with `Retry-After`;
 //! 2. with an `X-Consistency-Token`, the wait for the projectors
 //!    ([`crate::consistency`]);
 //! 3. the handler, whose [`Reply`] is rendered as JSON or CSV, or whose
@@ -15,11 +14,10 @@
 
 use std::future::Future;
 
-use actix_web::http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use basketry_command_api::auth::Principal;
-use basketry_command_api::command::rate_policy;
-use basketry_command_api::error::ApiError;
+use basketry_http::admission::RateHeaders;
+use basketry_http::Principal;
 use serde_json::Value;
 
 use crate::consistency::Token;
@@ -61,37 +59,19 @@ impl std::fmt::Debug for ChunkStream {
     }
 }
 
-/// Takes one token from the caller's per-minute and per-day buckets.
+/// Takes one token from the caller's per-minute and per-day buckets
+/// ([`basketry_http::admission::admit`], on the application's clock).
 /// Returns the `RateLimit-Policy` and `RateLimit` headers for the answer,
 /// or the finished 429 (or 503 when the limiter is unreachable). Streaming
 /// routes that do not go through [`run`] call it first too.
-pub async fn admit(
-    state: &QueryState,
-    principal: &Principal,
-) -> Result<Vec<(HeaderName, HeaderValue)>, HttpResponse> {
-    let mut extra = Vec::new();
-    let Some((key, policy)) = rate_policy(principal, state.user_rate_limit) else {
-        return Ok(extra);
-    };
-    // The command API's clock: one limiter, one time.
-    match state
-        .rate_limiter
-        .acquire(&key, policy, state.clock.now())
-        .await
-    {
-        Ok(decision) => {
-            extra.extend(header("ratelimit-policy", &decision.policy_header(&policy)));
-            extra.extend(header("ratelimit", &decision.ratelimit_header()));
-            if !decision.allowed {
-                let refused = ApiError::RateLimited {
-                    retry_after_secs: decision.retry_after_secs.unwrap_or(1),
-                };
-                return Err(with_headers(refused.error_response(), &extra));
-            }
-            Ok(extra)
-        }
-        Err(e) => Err(ApiError::from(e).error_response()),
-    }
+pub async fn admit(state: &QueryState, principal: &Principal) -> Result<RateHeaders, HttpResponse> {
+    basketry_http::admission::admit(
+        state.rate_limiter.as_ref(),
+        principal,
+        state.user_rate_limit,
+        state.clock.now(),
+    )
+    .await
 }
 
 /// Runs `handler` for `principal` with rate limits and the consistency
@@ -124,7 +104,7 @@ where
         Ok(reply) => render(reply),
         Err(e) => e.error_response(),
     };
-    with_headers(response, &extra)
+    extra.apply(response)
 }
 
 fn render(reply: Reply) -> HttpResponse {
@@ -157,20 +137,9 @@ fn render(reply: Reply) -> HttpResponse {
     }
 }
 
-fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
-    HeaderValue::from_str(value)
-        .ok()
-        .map(|v| (HeaderName::from_static(name), v))
-}
-
-pub(crate) fn with_headers(
-    mut response: HttpResponse,
-    headers: &[(HeaderName, HeaderValue)],
-) -> HttpResponse {
-    for (name, value) in headers {
-        response.headers_mut().insert(name.clone(), value.clone());
-    }
-    response
+/// `response` with the rate-limit headers of its admission.
+pub(crate) fn with_headers(response: HttpResponse, headers: &RateHeaders) -> HttpResponse {
+    headers.apply(response)
 }
 
 /// Whether `req`'s `Accept` headers list `media` as acceptable (any `q`

@@ -1,25 +1,26 @@
-//! Rate limits and idempotency keys of the command API (SPEC §1, §4).
+//! The idempotency store of the command API (SPEC §1, §4), and the rate
+//! limiter it shares with the query API.
 //!
-//! * [`rate`] — per-API-key token buckets for `requests_per_minute` and
-//!   `requests_per_day`, with the `RateLimit-Policy` / `RateLimit` header
-//!   values and `Retry-After` for 429s; in memory or in PostgreSQL.
 //! * [`idempotency`] — `Idempotency-Key` records: the first response to a
 //!   key is kept for 24 h per principal and replayed; in SQLite or
-//!   PostgreSQL.
+//!   PostgreSQL. Keys arrive validated ([`basketry_http::IdempotencyKey`]).
+//! * [`rate`] — per-API-key token buckets with their headers; part of the
+//!   HTTP edge ([`basketry_http::rate`]), re-exported here.
 //!
 //! Both are stores only: the HTTP layer decides when to call them and maps
 //! their errors (each variant documents its status).
 //!
-//! The tables come from this crate's migrations (`migrations/sqlite`,
-//! `migrations/postgres`), versions `202611211xxxxx` so they never collide
-//! with the event store's `202611210xxxxx` in a shared database.
+//! The idempotency tables come from this crate's migrations
+//! (`migrations/sqlite`, `migrations/postgres`), versions `202611211xxxxx`
+//! so they never collide with the event store's `202611210xxxxx` in a
+//! shared database; the rate limiter's table comes from `basketry_http`'s.
 
 pub mod idempotency;
-pub mod rate;
 
+pub use basketry_http::rate;
 pub use idempotency::{
-    fingerprint, validate_key, Begin, Claim, Completion, Earlier, IdempotencyError,
-    IdempotencyStore, PostgresIdempotencyStore, SqliteIdempotencyStore, StoredResponse,
+    fingerprint, Begin, Claim, Completion, Earlier, IdempotencyError, IdempotencyStore,
+    PostgresIdempotencyStore, SqliteIdempotencyStore, StoredResponse,
 };
 pub use rate::{
     InMemoryRateLimiter, PostgresRateLimiter, RateDecision, RateLimitError, RateLimitPolicy,

@@ -21,14 +21,17 @@ pub mod requests;
 pub mod schemas;
 pub mod shape;
 
+use std::collections::BTreeMap;
+
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::response::Response;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{Components, RefOr, Required};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{Components, Ref, RefOr, Required};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 /// Security scheme of people: `Authorization: Bearer <JWT>`.
 pub const BEARER_JWT: &str = "bearer_jwt";
@@ -42,28 +45,28 @@ pub const PARTNER_SECRET: &str = "partner_secret";
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        crate::routes::create_basket,
-        crate::routes::update_basket,
-        crate::routes::add_strategy,
-        crate::routes::replace_strategy,
-        crate::routes::remove_strategy,
-        crate::routes::publish_template,
-        crate::routes::update_template,
-        crate::routes::unpublish_template,
-        crate::routes::subscribe,
-        crate::routes::user_pause,
-        crate::routes::user_resume,
-        crate::routes::user_cancel,
-        crate::routes::user_allocations,
-        crate::routes::partner_subscribe,
-        crate::routes::partner_pause,
-        crate::routes::partner_resume,
-        crate::routes::partner_cancel,
-        crate::routes::create_api_key,
-        crate::routes::update_api_key,
-        crate::routes::rotate_api_key,
-        crate::routes::revoke_api_key,
-        crate::routes::billing_run,
+        crate::routes::baskets::create_basket,
+        crate::routes::baskets::update_basket,
+        crate::routes::baskets::add_strategy,
+        crate::routes::baskets::replace_strategy,
+        crate::routes::baskets::remove_strategy,
+        crate::routes::templates::publish_template,
+        crate::routes::templates::update_template,
+        crate::routes::templates::unpublish_template,
+        crate::routes::subscriptions::subscribe,
+        crate::routes::subscriptions::user_pause,
+        crate::routes::subscriptions::user_resume,
+        crate::routes::subscriptions::user_cancel,
+        crate::routes::subscriptions::user_allocations,
+        crate::routes::subscriptions::partner_subscribe,
+        crate::routes::subscriptions::partner_pause,
+        crate::routes::subscriptions::partner_resume,
+        crate::routes::subscriptions::partner_cancel,
+        crate::routes::partner_keys::create_api_key,
+        crate::routes::partner_keys::update_api_key,
+        crate::routes::partner_keys::rotate_api_key,
+        crate::routes::partner_keys::revoke_api_key,
+        crate::routes::billing::billing_run,
     ),
     components(
         schemas(schemas::Problem, schemas::FieldError),
@@ -84,6 +87,62 @@ pub const PARTNER_SECRET: &str = "partner_secret";
     modifiers(&SecurityAddon, &CommandConventions)
 )]
 pub struct CommandApiDoc;
+
+/// The error answers of a command on a resource its path names: every
+/// status besides success that [`crate::command::run`] and the handlers
+/// can answer, each a reference to one `Problem` response among the
+/// components. Every command's `responses(...)` lists its successes and
+/// one of these sets.
+pub struct CommandErrors;
+
+/// [`CommandErrors`] but 404: a command whose path names no resource
+/// (creating one, or running over all of them).
+pub struct CreateErrors;
+
+/// [`CommandErrors`] but 415: a command that ignores its body.
+pub struct BodylessErrors;
+
+/// The error responses, by status, but those in `except`.
+fn error_responses(except: &[u16]) -> BTreeMap<String, RefOr<Response>> {
+    fn reference<R: ToResponse<'static>>() -> RefOr<Response> {
+        RefOr::Ref(Ref::from_response_name(R::response().0))
+    }
+    [
+        (400, reference::<schemas::BadRequest>()),
+        (401, reference::<schemas::Unauthorized>()),
+        (403, reference::<schemas::Forbidden>()),
+        (404, reference::<schemas::NotFound>()),
+        (409, reference::<schemas::Conflict>()),
+        (413, reference::<schemas::PayloadTooLarge>()),
+        (415, reference::<schemas::UnsupportedMediaType>()),
+        (422, reference::<schemas::UnprocessableEntity>()),
+        (429, reference::<schemas::TooManyRequests>()),
+        (500, reference::<schemas::InternalError>()),
+        (503, reference::<schemas::ServiceUnavailable>()),
+    ]
+    .into_iter()
+    .filter(|(status, _)| !except.contains(status))
+    .map(|(status, response)| (status.to_string(), response))
+    .collect()
+}
+
+impl IntoResponses for CommandErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[])
+    }
+}
+
+impl IntoResponses for CreateErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[404])
+    }
+}
+
+impl IntoResponses for BodylessErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_responses(&[415])
+    }
+}
 
 /// Declares the security schemes: [`BEARER_JWT`], and the pair
 /// [`PARTNER_KEY`] + [`PARTNER_SECRET`] that partner operations require

@@ -272,10 +272,10 @@ fn error_bodies_match_the_problem_schema() {
         }),
         ApiError::NotFound { what: "basket" },
         ApiError::bad_request("malformed_json", "request body: expected value"),
-        ApiError::RateLimited {
+        ApiError::Edge(basketry_http::EdgeError::RateLimited {
             retry_after_secs: 3,
-        },
-        ApiError::Auth(crate::auth::AuthError::Missing),
+        }),
+        ApiError::from(crate::auth::AuthError::Missing),
         ApiError::IdempotencyKeyReused,
         ApiError::IdempotencyKeyCommitted {
             position: basketry_store::Position::sequence(42),

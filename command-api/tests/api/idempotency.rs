@@ -44,7 +44,7 @@ impl IdempotencyStore for FaultyIdempotency {
     async fn begin(
         &self,
         principal: &str,
-        key: &str,
+        key: &basketry_http::IdempotencyKey,
         request_fingerprint: &str,
         head: Option<Position>,
         now: DateTime<Utc>,
@@ -57,7 +57,7 @@ impl IdempotencyStore for FaultyIdempotency {
     async fn complete(
         &self,
         principal: &str,
-        key: &str,
+        key: &basketry_http::IdempotencyKey,
         claim: &Claim,
         response: &StoredResponse,
         now: DateTime<Utc>,
@@ -73,7 +73,7 @@ impl IdempotencyStore for FaultyIdempotency {
     async fn abandon(
         &self,
         principal: &str,
-        key: &str,
+        key: &basketry_http::IdempotencyKey,
         claim: &Claim,
     ) -> Result<(), IdempotencyError> {
         if self.faults.fail_abandon.load(Ordering::SeqCst) {

@@ -20,8 +20,8 @@ use crate::helpers::{
     TestApp, JWT_SECRET,
 };
 
-const RSA_KEY_PEM: &str = include_str!("../../src/auth/testdata/rsa-test-key.pem");
-const RSA_JWKS: &str = include_str!("../../src/auth/testdata/rsa-test-jwks.json");
+const RSA_KEY_PEM: &str = include_str!("../../../http/src/auth/testdata/rsa-test-key.pem");
+const RSA_JWKS: &str = include_str!("../../../http/src/auth/testdata/rsa-test-jwks.json");
 const ISSUER: &str = "https://idp.basketry.test";
 const AUDIENCE: &str = "basketry-api";
 

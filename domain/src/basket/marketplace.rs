@@ -166,14 +166,21 @@ impl From<Pricing> for PricingRepr {
 
 /// A price as a request gives it: `{"type": "PAID", "monthly_fee": 99900, "currency": "INR"}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(description = "A price as a request gives it.", example = json!({"type": "PAID", "monthly_fee": 99900, "currency": "INR"})))]
 #[serde(deny_unknown_fields)]
 pub struct PricingInput {
-    /// `FREE` or `PAID`.
+    // `FREE` or `PAID`; left to the enumeration's schema in
+    // the API document, which a doc comment would repeat.
+    #[allow(missing_docs)]
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(value_type = PricingType))]
     pub pricing_type: Option<String>,
-    /// Minor units; 0 (or absent) when FREE, more than 0 when PAID.
+    /// Minor units: 0 (or absent) when `FREE`, more than 0 when `PAID`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, example = 99900))]
     pub monthly_fee: Option<i64>,
-    /// Defaults to `INR`.
+    /// Three upper-case letters; `INR` when absent.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Z]{3}$", example = "INR"))]
     pub currency: Option<String>,
 }
 

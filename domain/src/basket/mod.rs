@@ -164,15 +164,28 @@ pub struct CreateBasket {
 
 /// A basket as a request gives it (`POST /baskets`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A new basket (`POST /baskets`).")
+)]
 #[serde(deny_unknown_fields)]
 pub struct BasketInput {
     /// 1–120 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 120, example = "Nifty weekly income"))]
     pub name: Option<String>,
     /// At most 2 000 characters; empty when absent.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 2000, example = "Sells weekly straddles on NIFTY")
+    )]
     pub description: Option<String>,
-    /// Upper-case identifier.
+    /// Upper-case identifier of at most 40 characters, e.g. `INCOME`,
+    /// `HEDGING`, `MOMENTUM`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[A-Z][A-Z0-9_]*$", max_length = 40, example = "INCOME"))]
     pub category: Option<String>,
     /// At most 50 strategies; none when absent.
+    #[cfg_attr(feature = "openapi", schema(max_items = 50))]
     pub strategies: Option<Vec<StrategyInput>>,
 }
 
@@ -256,13 +269,30 @@ pub struct UpdateBasket {
 /// A basket update as a request gives it (`PUT /baskets/{id}`); at least one
 /// member.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A basket update (`PUT /baskets/{basket_id}`): at least one member.")
+)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBasketInput {
-    /// A new name.
+    /// 1–120 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 120, example = "Nifty weekly income v2")
+    )]
     pub name: Option<String>,
-    /// A new description.
+    /// At most 2 000 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 2000, example = "Now with a stop-loss")
+    )]
     pub description: Option<String>,
-    /// A new category.
+    /// Upper-case identifier.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Z][A-Z0-9_]*$", max_length = 40, example = "HEDGING")
+    )]
     pub category: Option<String>,
 }
 
@@ -364,17 +394,31 @@ pub struct PublishTemplate {
 /// A template's marketplace configuration as a request gives it
 /// (`POST`/`PUT /admin/marketplace/templates/{id}`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "A template's marketplace configuration\n(`POST`/`PUT /admin/marketplace/templates/{basket_id}`). Publishing\nneeds `pricing`; an update needs at least one member."
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct MarketplaceConfigInput {
-    /// `PUBLIC` (default when publishing) or `PRIVATE`.
+    /// `PUBLIC` when absent at publication.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Visibility>))]
     pub visibility: Option<String>,
-    /// The price; required when publishing.
+    /// Required when publishing.
     pub pricing: Option<PricingInput>,
-    /// `BEGINNER` (default when publishing), `INTERMEDIATE` or `ADVANCED`.
+    /// `BEGINNER` when absent at publication.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<DifficultyLevel>))]
     pub difficulty_level: Option<String>,
-    /// Up to 10 upper-case tags.
+    /// Up to 10 distinct upper-case identifiers.
+    #[cfg_attr(feature = "openapi", schema(max_items = 10, example = json!(["NIFTY", "WEEKLY"])))]
     pub tags: Option<Vec<String>>,
-    /// Upper-case category; the basket's own when absent.
+    /// Upper-case identifier; the basket's own category when absent.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Z][A-Z0-9_]*$", max_length = 40, example = "INCOME")
+    )]
     pub category: Option<String>,
 }
 

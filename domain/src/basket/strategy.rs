@@ -317,41 +317,72 @@ pub struct Strategy {
 /// A strategy as a request gives it. Every member is optional here so that a
 /// missing one is reported with its path instead of failing the whole body.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "A strategy (in `POST /baskets`, `POST /baskets/{basket_id}/strategies`\nand `PUT /baskets/{basket_id}/strategies/{strategy_id}`)."
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct StrategyInput {
-    /// Display name, 1–120 characters.
+    /// 1–120 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 120, example = "Short straddle"))]
     pub name: Option<String>,
-    /// Upper-case symbol such as `NIFTY`.
+    /// Upper-case exchange symbol: a letter, then up to 31 of `A-Z 0-9 & _ -`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[A-Z][A-Z0-9&_-]{0,31}$", example = "NIFTY"))]
     pub underlying: Option<String>,
-    /// `MIS` or `NRML`.
+    // `MIS` or `NRML`; left to the enumeration's schema in
+    // the API document, which a doc comment would repeat.
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Product))]
     pub product: Option<String>,
-    /// `HH:MM`.
+    /// `HH:MM` (00:00–23:59), exchange time (Asia/Kolkata).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "09:20"))]
     pub entry_time: Option<String>,
     /// `HH:MM`, after `entry_time`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-2][0-9]:[0-5][0-9]$", example = "15:15"))]
     pub exit_time: Option<String>,
-    /// Non-empty subset of `MON`…`FRI`, no duplicates.
+    /// A non-empty set of days, without repeats.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<TradingDay>, min_items = 1, max_items = 5))]
     pub trading_days: Option<Vec<String>>,
-    /// Optional stop-loss percentage.
+    /// Stop-loss, percent of premium: more than 0, at most 1 000, two
+    /// decimals.
     pub stop_loss_pct: Option<DecimalInput>,
-    /// Optional target percentage.
+    /// Target, percent of premium: more than 0, at most 1 000, two
+    /// decimals.
     pub target_pct: Option<DecimalInput>,
     /// 1 to 8 legs.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<LegInput>, min_items = 1, max_items = 8))]
     pub legs: Option<Vec<LegInput>>,
 }
 
 /// A leg as a request gives it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(description = "A leg of a strategy."))]
 #[serde(deny_unknown_fields)]
 pub struct LegInput {
-    /// `BUY` or `SELL`.
+    // `BUY` or `SELL`; left to the enumeration's schema in
+    // the API document, which a doc comment would repeat.
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = LegAction))]
     pub action: Option<String>,
-    /// `CE` or `PE`.
+    // `CE` or `PE`; left to the enumeration's schema in
+    // the API document, which a doc comment would repeat.
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = OptionType))]
     pub option_type: Option<String>,
-    /// `ATM`, `ATM+n` or `ATM-n`.
+    /// `ATM`, `ATM+n` or `ATM-n`, n from 1 to 100.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^ATM([+-][1-9][0-9]{0,2})?$", example = "ATM"))]
     pub strike: Option<String>,
-    /// `WEEKLY` or `MONTHLY`.
+    // `WEEKLY` or `MONTHLY`; left to the enumeration's schema in
+    // the API document, which a doc comment would repeat.
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Expiry))]
     pub expiry: Option<String>,
-    /// 1..=1000.
+    /// Lots per unit of allocation.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 1, maximum = 1000, example = 2))]
     pub lots: Option<i64>,
 }
 

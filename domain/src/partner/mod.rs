@@ -113,11 +113,24 @@ impl Default for RateLimits {
 
 /// Rate limits as a request gives them; a missing member takes its default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A partner's quotas; a missing member takes its default.")
+)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitsInput {
     /// At least 1; 100 when absent.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 4294967295_i64, example = 100)
+    )]
     pub requests_per_minute: Option<i64>,
     /// At least 1; 10 000 when absent.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 4294967295_i64, example = 10000)
+    )]
     pub requests_per_day: Option<i64>,
 }
 
@@ -204,11 +217,24 @@ impl Default for Branding {
 
 /// Branding as a request gives it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "How a partner's customers see the platform.")
+)]
 #[serde(deny_unknown_fields)]
 pub struct BrandingInput {
-    /// True when absent.
+    /// `true` when absent.
     pub show_platform_branding: Option<bool>,
-    /// An https URL, at most 500 characters.
+    /// An `https` URL of at most 500 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = "uri",
+            max_length = 500,
+            example = "https://zebu.example/logo.png"
+        )
+    )]
     pub custom_logo_url: Option<String>,
 }
 
@@ -522,23 +548,39 @@ pub struct RegisterPartner {
 
 /// A partner as a request gives it (`POST /admin/partner-api-keys`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A partner and its first key (`POST /admin/partner-api-keys`).")
+)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterPartnerInput {
-    /// Upper-case id, e.g. `ZEBU`.
+    /// 2–32 characters: an upper-case letter, then `A-Z 0-9 _`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[A-Z][A-Z0-9_]{1,31}$", example = "ZEBU"))]
     pub partner_id: Option<String>,
     /// 1–120 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 120, example = "Zebu Share and Wealth"))]
     pub partner_name: Option<String>,
-    /// `BROKER`, `ADVISOR` or `OTHER`.
+    // `BROKER`, `ADVISOR` or `OTHER`; left to the enumeration's schema in
+    // the API document, which a doc comment would repeat.
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = PartnerType))]
     pub partner_type: Option<String>,
-    /// The partner's broker id.
+    /// The partner's broker id, 1–64 characters; linked allocations use it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 64, example = "zebu"))]
     pub broker_id: Option<String>,
-    /// Percentages summing to 100.
+    // Percentages summing to 100; left to the input's schema in the API
+    // document, which a doc comment would repeat.
+    #[allow(missing_docs)]
+    #[cfg_attr(feature = "openapi", schema(value_type = RevenueShareInput))]
     pub revenue_share: Option<RevenueShareInput>,
-    /// Defaults to `marketplace:read` and `marketplace:subscribe`.
+    /// At least one; `marketplace:read` and `marketplace:subscribe` when
+    /// absent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Permission>>, min_items = 1))]
     pub permissions: Option<Vec<String>>,
-    /// Defaults to 100 a minute, 10 000 a day.
+    /// 100 a minute and 10 000 a day when absent.
     pub rate_limits: Option<RateLimitsInput>,
-    /// Defaults to platform branding shown, no logo.
+    /// Platform branding shown, no logo, when absent.
     pub branding: Option<BrandingInput>,
 }
 

@@ -111,20 +111,34 @@ pub struct BrokerAllocation {
 
 /// An allocation as a request gives it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "A broker allocation of a subscription.")
+)]
 #[serde(deny_unknown_fields)]
 pub struct AllocationInput {
-    /// Kept when given (so a client can replace the list without renaming
-    /// what it keeps); a new id is given otherwise.
+    /// Kept when given (to replace a list without renaming what stays); a
+    /// new id otherwise.
+    #[cfg_attr(feature = "openapi", schema(format = Uuid, example = "0192f3a4-5b6c-7d8e-9f00-112233445566"))]
     pub allocation_id: Option<String>,
     /// 1–64 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 64, example = "zebu"))]
     pub broker_id: Option<String>,
-    /// 1–64 characters.
+    /// The customer's account at the broker, 1–64 characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, min_length = 1, max_length = 64, example = "ZB1234"))]
     pub client_id: Option<String>,
     /// `0 < m ≤ 100`, at most two decimals; 1 when absent.
     pub lot_multiplier: Option<DecimalInput>,
-    /// Unique, ≥ 1; the allocation's position (1-based) when absent.
+    /// Unique within the list, at least 1; the allocation's position
+    /// (1-based) when absent.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, example = 1))]
     pub priority: Option<i64>,
-    /// 1..=10 000; 50 when absent.
+    /// 1–10 000; 50 when absent.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 10000, example = 50)
+    )]
     pub max_lots_per_order: Option<i64>,
 }
 

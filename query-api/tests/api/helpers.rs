@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use actix_web::web::{self, Data};
 use actix_web::{App, HttpServer};
-use basketry_command_api::app::not_found;
-use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator};
-use basketry_command_api::command::{AppState, Clock};
-use basketry_command_api::limits::{
-    InMemoryRateLimiter, RateLimitPolicy, RateLimiter, SqliteIdempotencyStore,
-};
+use basketry_command_api::command::AppState;
+use basketry_command_api::limits::SqliteIdempotencyStore;
 use basketry_domain::{Email, UserId};
+use basketry_http::auth::{AuthState, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator};
+use basketry_http::clock::Clock;
+use basketry_http::rate::{InMemoryRateLimiter, RateLimitPolicy, RateLimiter};
+use basketry_http::route::not_found;
 use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{configure, QueryState};
 use basketry_store::memory::MemoryStore;

@@ -6,6 +6,19 @@
 //! the read database's `partner_key_usage` table, adding to what is there.
 //! A crash loses at most one flush interval of counts; `last_used_at` and
 //! `request_count` are operational figures, not money.
+//!
+//! # Who owns `partner_key_usage`
+//!
+//! This module does: [`UsageLog`] is the table's only writer, and its
+//! columns (`api_key_id`, `last_used_at`, `request_count`) are the contract
+//! it writes to; the query API's admin view of keys only reads them. The
+//! table is created by the read database's first migration
+//! (`projections/migrations/20261121200001_read_models.sql`), because the
+//! read database has one migration history and an applied migration cannot
+//! change; it is not a projection: projectors never write it, a rebuild of
+//! the read models neither fills nor empties it, and the audit's replay
+//! does not compare it. A change to its columns is a new read-database
+//! migration made together with a change here.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -11,15 +11,17 @@
 //!   the verifiers from `web::Data<`[`extract::AuthState`]`>`.
 //!
 //! The application builds one [`extract::AuthState`] (a [`jwt::JwtVerifier`]
-//! and a [`partner::PartnerAuthenticator`]) and registers it as app data
-//! (see `crate::app`); handlers take a [`extract::Principal`] argument, call
-//! its `require_*` helpers, and invalidate a partner's cached credentials
-//! after changing its keys or configuration.
+//! and a [`partner::PartnerAuthenticator`]) and registers it as app data,
+//! with its [`crate::clock::Clock`] as `web::Data<Clock>` (credentials
+//! expire on that clock); handlers take a [`extract::Principal`] argument,
+//! call its `require_*` helpers, and invalidate a partner's cached
+//! credentials after changing its keys or configuration.
 //!
-//! Every failure is an [`AuthError`]; `crate::error` maps it to HTTP in one
-//! place, as each variant documents. Authentication fails closed: when the
-//! event store cannot be read the answer is 503, never a pass. No error
-//! message, log line or `Debug` output carries a token, a secret or a hash.
+//! Every failure is an [`AuthError`]; [`crate::error::EdgeError`] maps it to
+//! HTTP for both APIs, as each variant documents. Authentication fails
+//! closed: when the event store cannot be read the answer is 503, never a
+//! pass. No error message, log line or `Debug` output carries a token, a
+//! secret or a hash.
 
 pub mod credentials;
 pub mod extract;

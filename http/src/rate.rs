@@ -477,7 +477,7 @@ impl PostgresRateLimiter {
     /// Uses an existing pool (shared with the event store or read models)
     /// and applies the migrations, tolerating the other crates' ones.
     pub async fn with_pool(pool: PgPool) -> Result<Self, RateLimitError> {
-        super::migrate_postgres(&pool)
+        migrate_postgres(&pool)
             .await
             .map_err(RateLimitError::Unavailable)?;
         Ok(Self { pool })
@@ -495,6 +495,21 @@ impl PostgresRateLimiter {
             .map_err(unavailable)?;
         Ok(done.rows_affected())
     }
+}
+
+/// The rate limiter's PostgreSQL table (`rate_limit_buckets`).
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Applies this crate's PostgreSQL migrations, tolerating versions applied
+/// by other crates sharing the database (see
+/// [`basketry_store::sharing_migrator`]).
+async fn migrate_postgres(pool: &PgPool) -> Result<(), String> {
+    basketry_store::sharing_migrator(&POSTGRES_MIGRATOR)
+        .await
+        .map_err(|e| format!("loading the rate limiter's migrations: {e}"))?
+        .run(pool)
+        .await
+        .map_err(|e| format!("migrating the rate limiter's table in PostgreSQL: {e}"))
 }
 
 #[async_trait]

@@ -23,7 +23,8 @@ use chrono::{DateTime, Utc};
 use super::jwt::{JwtVerifier, Person};
 use super::partner::{PartnerAuthenticator, PartnerPrincipal};
 use super::AuthError;
-use crate::error::ApiError;
+use crate::clock::Clock;
+use crate::error::EdgeError;
 
 /// The header carrying a partner's secret.
 pub const PARTNER_SECRET_HEADER: &str = "x-partner-secret";
@@ -201,7 +202,7 @@ pub async fn authenticate_from(
 }
 
 impl FromRequest for Principal {
-    type Error = ApiError;
+    type Error = EdgeError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
@@ -214,12 +215,12 @@ impl FromRequest for Principal {
                 tracing::error!("AuthState is not registered as app data: refusing every request");
                 return Err(AuthError::Unavailable.into());
             };
-            // The command side's clock, so that credentials expire (tokens,
+            // The application's clock, so that credentials expire (tokens,
             // a rotation's grace period) on the same time line the commands
             // that set them were decided on; system time without one.
             let now = req
-                .app_data::<web::Data<crate::command::AppState>>()
-                .map_or_else(Utc::now, |s| s.clock.now());
+                .app_data::<web::Data<Clock>>()
+                .map_or_else(Utc::now, |clock| clock.now());
             let client = req.peer_addr().map(|a| a.ip());
             let principal = authenticate_from(&state, req.headers(), client, now).await?;
             let mut extensions = req.extensions_mut();
@@ -265,7 +266,7 @@ mod tests {
     async fn extract(req: &HttpRequest) -> Result<Principal, AuthError> {
         match Principal::extract(req).await {
             Ok(principal) => Ok(principal),
-            Err(ApiError::Auth(e)) => Err(e),
+            Err(EdgeError::Auth(e)) => Err(e),
             Err(other) => panic!("not an auth error: {other:?}"),
         }
     }

@@ -100,10 +100,19 @@ impl Fixture {
     pub async fn apply(&self, command: impl Into<PartnerCommand>) {
         let stream =
             StreamId::parse(basketry_domain::partner::stream_name(&self.partner_id)).unwrap();
-        let loaded = crate::load::load::<PartnerAggregate>(self.store.as_ref(), &stream)
+        let state = super::partner::load_partner(self.store.as_ref(), &stream)
             .await
             .unwrap();
-        let events = PartnerAggregate::decide(&loaded.state, command.into()).unwrap();
+        let expected = self
+            .store
+            .read_stream(&stream, Revision::START)
+            .await
+            .unwrap()
+            .last()
+            .map_or(ExpectedRevision::NoStream, |e| {
+                ExpectedRevision::Exact(e.revision)
+            });
+        let events = PartnerAggregate::decide(&state, command.into()).unwrap();
         let events = events
             .iter()
             .map(|e| NewEvent {
@@ -122,10 +131,7 @@ impl Fixture {
                 },
             })
             .collect();
-        self.store
-            .append(&stream, loaded.expected(), events)
-            .await
-            .unwrap();
+        self.store.append(&stream, expected, events).await.unwrap();
     }
 
     /// Suspends (`SUSPENDED`) or re-activates (`ACTIVE`) the key.
