@@ -58,6 +58,22 @@ impl Roles {
     };
 }
 
+/// A test's wrapper around a store it opened (to inject faults).
+pub type Wrap<T> = Box<dyn FnOnce(Arc<T>) -> Arc<T> + Send>;
+
+/// What a test may put around the parts [`Application::build`] opens, so
+/// that it starts everything else exactly as production does. Production
+/// uses the default: nothing wrapped, default partner-key tuning.
+#[derive(Default)]
+pub struct Seams {
+    /// Wraps the event store every part of the program uses.
+    pub event_store: Option<Wrap<dyn EventStore>>,
+    /// Wraps the idempotency store of the command API.
+    pub idempotency: Option<Wrap<dyn IdempotencyStore>>,
+    /// Tuning of partner-key authentication.
+    pub partner_auth: PartnerAuthConfig,
+}
+
 /// A built, not yet running, Basketry server.
 pub struct Application {
     port: u16,
@@ -76,6 +92,8 @@ pub struct Application {
     pub clock: Clock,
     /// The event store (tests inspect it).
     pub store: Arc<dyn EventStore>,
+    /// Partner-key authentication (tests count its argon2 runs).
+    pub partners: PartnerAuthenticator,
 }
 
 /// What `/readyz` and `/healthz` need.
@@ -98,12 +116,27 @@ impl Application {
         listener: TcpListener,
         roles: Roles,
     ) -> anyhow::Result<Self> {
+        Self::build_with_seams(settings, listener, roles, Seams::default()).await
+    }
+
+    /// [`Self::build_with_roles`] with the stores passed through a test's
+    /// [`Seams`].
+    pub async fn build_with_seams(
+        settings: &Settings,
+        listener: TcpListener,
+        roles: Roles,
+        seams: Seams,
+    ) -> anyhow::Result<Self> {
         // A deployment that would verify tokens loosely does not start.
         let jwt_config = settings.jwt_config()?;
         let billing_every = settings.billing_interval()?;
         let store = basketry_store::connect(&settings.event_store_url()?)
             .await
             .context("opening the event store")?;
+        let store = match seams.event_store {
+            Some(wrap) => wrap(store),
+            None => store,
+        };
         let read_db_url = settings.read_db_url()?;
         let read_db = basketry_projections::db::open(&read_db_url)
             .await
@@ -132,6 +165,10 @@ impl Application {
                     .with_in_flight_timeout(in_flight),
             )
         };
+        let idempotency = match seams.idempotency {
+            Some(wrap) => wrap(idempotency),
+            None => idempotency,
+        };
         let rate_limiter: Arc<dyn RateLimiter> = if settings.rate_limits == "memory" {
             Arc::new(InMemoryRateLimiter::new())
         } else {
@@ -140,9 +177,10 @@ impl Application {
         let jwt = JwtVerifier::new(jwt_config)
             .await
             .context("setting up JWT verification")?;
+        let partners = PartnerAuthenticator::new(Arc::clone(&store), seams.partner_auth);
         let auth = Data::new(AuthState {
             jwt,
-            partners: PartnerAuthenticator::new(Arc::clone(&store), PartnerAuthConfig::default()),
+            partners: partners.clone(),
         });
         let runtime = Arc::new(ProjectorRuntime::new(
             Arc::clone(&store),
@@ -239,6 +277,7 @@ impl Application {
             billing_every,
             clock,
             store,
+            partners,
         })
     }
 

@@ -47,7 +47,7 @@ impl WriteLock {
                 WriteLock::Sqlite(c)
             }
             Some(db) => {
-                let mut c = sqlx::PgConnection::connect(&db.url)
+                let mut c = sqlx::PgConnection::connect(db.url())
                     .await
                     .expect("connect to PostgreSQL");
                 sqlx::query("SELECT pg_advisory_lock($1)")

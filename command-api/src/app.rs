@@ -1,11 +1,8 @@
-//! Building and running the command API server, so that tests start
-//! exactly what production starts.
+//! Mounting the command API on an actix app: its routes and shared state,
+//! and (from `basketry_http`) the problem+json 404 for unmatched paths. `basketry::startup`
+//! composes it with the query API and the projectors into the program.
 
-use std::net::TcpListener;
-
-use actix_web::dev::Server;
 use actix_web::web::{self, Data};
-use actix_web::{App, HttpServer};
 
 use crate::auth::AuthState;
 use crate::command::AppState;
@@ -25,36 +22,3 @@ pub fn configure(
 }
 
 pub use basketry_http::route::not_found;
-
-/// A running command API.
-pub struct Application {
-    port: u16,
-    server: Server,
-}
-
-impl Application {
-    /// Binds `listener` (port 0 in tests) and prepares the server.
-    pub fn build(listener: TcpListener, state: AppState, auth: AuthState) -> std::io::Result<Self> {
-        let port = listener.local_addr()?.port();
-        let state = Data::new(state);
-        let auth = Data::new(auth);
-        let server = HttpServer::new(move || {
-            App::new()
-                .configure(configure(state.clone(), auth.clone()))
-                .default_service(web::to(not_found))
-        })
-        .listen(listener)?
-        .run();
-        Ok(Self { port, server })
-    }
-
-    /// The port the server listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// Serves until the server is stopped (SIGINT/SIGTERM or a handle).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
-    }
-}

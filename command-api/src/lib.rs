@@ -14,7 +14,7 @@
 //! * [`load`] — reading streams, every event decoded through the domain;
 //! * [`billing`] — the billing run;
 //! * [`error`] — the one place errors become problem+json responses;
-//! * [`app`] — building and running the server;
+//! * [`app`] — mounting the routes on an actix app;
 //! * [`openapi`] — the OpenAPI 3.1 description of the routes.
 
 pub mod app;

@@ -42,8 +42,6 @@ pub mod problem;
 pub mod rate;
 pub mod route;
 pub mod shapes;
-#[cfg(test)]
-mod testing;
 
 pub use auth::{AuthError, AuthState, Principal};
 pub use clock::Clock;

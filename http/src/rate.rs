@@ -587,7 +587,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::testing::{postgres_url, with_throwaway_database};
+    use basketry_test_support::postgres::with_throwaway_database;
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 0).unwrap()
@@ -743,11 +743,9 @@ mod tests {
             mod postgres {
                 $(
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    #[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
                     async fn $case() {
-                        let Some(url) = super::postgres_url(concat!("rate::", stringify!($case))) else {
-                            return;
-                        };
-                        super::with_throwaway_database(&url, |db_url| async move {
+                        super::with_throwaway_database(|db_url| async move {
                             let limiter = super::PostgresRateLimiter::connect(&db_url).await.unwrap();
                             super::$case(std::sync::Arc::new(limiter)).await;
                         })

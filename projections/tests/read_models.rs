@@ -1,6 +1,6 @@
 //! The projections against real read databases: every test runs on SQLite
-//! and, when `BASKETRY_TEST_POSTGRES_URL` is set, on PostgreSQL (a throwaway
-//! database per test). Histories are written through the domain's deciders,
+//! and on PostgreSQL (a throwaway database per test; reported as ignored
+//! unless `BASKETRY_TEST_POSTGRES_URL` was set when the tests were built). Histories are written through the domain's deciders,
 //! as the command API writes them.
 
 #[macro_use]
@@ -86,7 +86,7 @@ async fn whole_log(log: &Log) -> Vec<RecordedEvent> {
 
 /// A clean run of `log` into a fresh database of the same kind.
 async fn clean_run(log: &Log, kind: Kind) -> Snapshot {
-    let fresh = TestDb::create(kind).await.unwrap();
+    let fresh = TestDb::create(kind).await;
     runtime(log, &fresh, 500).catch_up().await.unwrap();
     let rows = snapshot(&fresh.pool, &projected_tables()).await;
     fresh.destroy().await;
@@ -971,7 +971,7 @@ async fn rebuild_gives_the_live_rows_in_place_and_in_a_fresh_database(db: &TestD
         Err(ProjectionError::UnknownProjector(name)) if name == "nope"
     ));
 
-    let fresh = TestDb::create(db.kind).await.unwrap();
+    let fresh = TestDb::create(db.kind).await;
     runtime(&log, &fresh, 500).catch_up().await.unwrap();
     let fresh_rows = snapshot(&fresh.pool, &tables).await;
     fresh.destroy().await;
@@ -1273,7 +1273,7 @@ async fn unknown_event_types_are_skipped_and_undecodable_known_ones_stop_the_pro
         assert_eq!(cp.position, expected, "{}", cp.name);
     }
     // So does a version newer than this build reads.
-    let fresh = TestDb::create(db.kind).await.unwrap();
+    let fresh = TestDb::create(db.kind).await;
     let newer = Log::memory();
     newer
         .append_raw(

@@ -12,7 +12,6 @@
 //!
 //! Each trial gets its own multi-threaded tokio runtime with two workers.
 
-use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +22,8 @@ use basketry_store::memory::MemoryStore;
 use basketry_store::postgres::PostgresStore;
 use basketry_store::sqlite::SqliteStore;
 use basketry_store::EventStore;
+use basketry_test_support::postgres::TestDatabase;
 use libtest_mimic::{Arguments, Failed, Trial};
-use sqlx::{Connection, Executor};
 use uuid::Uuid;
 
 /// Turns a hung case into a failure. Not a speed requirement.
@@ -153,7 +152,11 @@ fn run_trial(backend: &Backend, case: Case) -> Result<(), Failed> {
                 result
             }
             Backend::Postgres(url) => {
-                with_throwaway_database(url, |db_url| async move {
+                let db = TestDatabase::create_on(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let db_url = db.url().to_string();
+                let result = async {
                     let store = PostgresStore::connect(&db_url)
                         .await
                         .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
@@ -169,8 +172,12 @@ fn run_trial(backend: &Backend, case: Case) -> Result<(), Failed> {
                         },
                     )
                     .await
-                })
-                .await
+                }
+                .await;
+                // Dropped (forcibly: a store may still hold connections)
+                // whatever the case returned.
+                let dropped = db.drop_now().await.map_err(|e| e.to_string());
+                result.and(dropped)
             }
             Backend::Kurrent(url) => {
                 // A shared server: the case's unique stream prefix keeps it
@@ -202,45 +209,5 @@ async fn run_case(case: Case, fixture: Fixture) -> Result<(), String> {
             "the case did not finish within {} s (hung?)",
             CASE_TIMEOUT.as_secs()
         )),
-    }
-}
-
-/// Creates `basketry_conf_<uuid>` on the server of `url`, runs `body` with a
-/// URL naming it, and drops it again (forcibly: a store may still hold
-/// connections) whatever `body` returned.
-async fn with_throwaway_database<F, Fut>(url: &str, body: F) -> Result<(), String>
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let db = format!("basketry_conf_{}", Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(url)
-        .await
-        .map_err(|e| format!("connecting to {POSTGRES_URL}: {e}"))?;
-    admin
-        .execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .map_err(|e| format!("CREATE DATABASE {db}: {e}"))?;
-    let result = body(with_database(url, &db)).await;
-    let dropped = admin
-        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-        .await
-        .map_err(|e| format!("DROP DATABASE {db}: {e}"));
-    let _ = admin.close().await;
-    result.and(dropped.map(|_| ()))
-}
-
-/// `url` with its database name replaced by `db`, keeping credentials, host
-/// and query parameters.
-fn with_database(url: &str, db: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or(before_query);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
-        None => format!("{scheme}://{authority}/{db}"),
     }
 }

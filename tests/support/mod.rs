@@ -1,6 +1,6 @@
 //! What the tests that run the real `basketry` binary share: stores under a
-//! temp directory (or a throwaway PostgreSQL database when
-//! `BASKETRY_TEST_API_BACKEND=postgres`), starting, killing and restarting
+//! temp directory (or a throwaway PostgreSQL database from
+//! `basketry_test_support::postgres` when `BASKETRY_TEST_API_BACKEND=postgres`), starting, killing and restarting
 //! `basketry serve`, tokens, the seed data every test needs, and reading
 //! the log and the read models back directly.
 
@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use basketry_store::RecordedEvent;
+use basketry_test_support::postgres::TestDatabase;
 use serde_json::{json, Value};
 
 /// The HS256 secret every spawned server is given.
@@ -28,72 +29,7 @@ pub fn free_port() -> u16 {
 
 /// A JWT for `email` with `groups`, signed with [`SECRET`].
 pub fn token(email: &str, groups: &[&str]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    basketry_command_api::auth::mint_hs256(
-        SECRET.as_bytes(),
-        email,
-        &groups,
-        Duration::from_secs(3600),
-        chrono::Utc::now(),
-    )
-    .expect("token")
-}
-
-/// A throwaway PostgreSQL database, dropped afterwards.
-pub struct PgDatabase {
-    admin_url: String,
-    name: String,
-    /// Its URL.
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create(admin_url: &str) -> Self {
-        use sqlx::{Connection, Executor};
-        let name = format!("basketry_bin_{}", uuid::Uuid::new_v4().simple());
-        let mut c = sqlx::PgConnection::connect(admin_url)
-            .await
-            .expect("connect to PostgreSQL");
-        c.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
-        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
-        let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
-        let query = if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{query}")
-        };
-        Self {
-            admin_url: admin_url.to_string(),
-            url: format!("{base}/{name}{query}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Best effort: a leftover database only costs disk.
-        let _ = std::thread::spawn(move || {
-            use sqlx::{Connection, Executor};
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = c
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
+    basketry_test_support::tokens::hs256(SECRET.as_bytes(), email, groups)
 }
 
 /// Where a test's servers keep their state: a data directory, and with
@@ -101,7 +37,7 @@ impl Drop for PgDatabase {
 /// event store and the read models.
 pub struct Stores {
     pub dir: tempfile::TempDir,
-    pub pg: Option<PgDatabase>,
+    pub pg: Option<TestDatabase>,
 }
 
 impl Stores {
@@ -109,11 +45,11 @@ impl Stores {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = match std::env::var("BASKETRY_TEST_API_BACKEND").as_deref() {
-            Ok("postgres") => {
-                let url = std::env::var("BASKETRY_TEST_POSTGRES_URL")
-                    .expect("BASKETRY_TEST_API_BACKEND=postgres needs BASKETRY_TEST_POSTGRES_URL");
-                Some(PgDatabase::create(&url).await)
-            }
+            Ok("postgres") => Some(
+                TestDatabase::create()
+                    .await
+                    .unwrap_or_else(|e| panic!("BASKETRY_TEST_API_BACKEND=postgres: {e}")),
+            ),
             _ => None,
         };
         Self { dir, pg }
@@ -141,14 +77,14 @@ impl Stores {
 
     pub fn event_store_url(&self) -> String {
         match &self.pg {
-            Some(db) => db.url.clone(),
+            Some(db) => db.url().to_string(),
             None => format!("sqlite://{}", self.dir.path().join("events.db").display()),
         }
     }
 
     pub fn read_db_url(&self) -> String {
         match &self.pg {
-            Some(db) => db.url.clone(),
+            Some(db) => db.url().to_string(),
             None => format!("sqlite://{}", self.dir.path().join("read.db").display()),
         }
     }
@@ -173,8 +109,8 @@ impl Stores {
             .env("RUST_LOG", "warn");
         match &self.pg {
             Some(db) => {
-                c.env("BASKETRY_EVENT_STORE", &db.url)
-                    .env("BASKETRY_READ_DB", &db.url);
+                c.env("BASKETRY_EVENT_STORE", db.url())
+                    .env("BASKETRY_READ_DB", db.url());
             }
             None => {
                 c.env_remove("BASKETRY_EVENT_STORE")
@@ -202,7 +138,7 @@ impl Stores {
 impl Stores {
     /// What `basketry serve` would be configured with for these stores.
     pub fn settings(&self) -> basketry::config::Settings {
-        let url = self.pg.as_ref().map(|db| db.url.clone());
+        let url = self.pg.as_ref().map(|db| db.url().to_string());
         basketry::config::Settings {
             data_dir: self.dir.path().to_path_buf(),
             event_store: url.clone(),

@@ -664,7 +664,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::limits::testing::{postgres_url, with_throwaway_database};
+    use basketry_test_support::postgres::with_throwaway_database;
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 0).unwrap()
@@ -1003,11 +1003,9 @@ mod tests {
             mod postgres {
                 $(
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    #[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
                     async fn $case() {
-                        let Some(url) = super::postgres_url(concat!("idempotency::", stringify!($case))) else {
-                            return;
-                        };
-                        super::with_throwaway_database(&url, |db_url| async move {
+                        super::with_throwaway_database(|db_url| async move {
                             let store = super::PostgresIdempotencyStore::connect(&db_url).await.unwrap();
                             super::$case(std::sync::Arc::new(store)).await;
                         })
@@ -1086,11 +1084,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
     async fn postgres_a_record_from_before_claim_tokens_is_taken_over() {
-        let Some(url) = postgres_url("idempotency::a_record_from_before_claim_tokens") else {
-            return;
-        };
-        with_throwaway_database(&url, |db_url| async move {
+        with_throwaway_database(|db_url| async move {
             let store = PostgresIdempotencyStore::connect(&db_url).await.unwrap();
             let pool = store.pool.clone();
             let legacy = async move {

@@ -17,8 +17,6 @@
 //! shared database; the rate limiter's table comes from `basketry_http`'s.
 
 pub mod idempotency;
-#[cfg(test)]
-mod testing;
 
 pub use basketry_http::rate;
 pub use idempotency::{
@@ -58,15 +56,14 @@ async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{postgres_url, with_throwaway_database};
+    use basketry_test_support::postgres::with_throwaway_database;
+
     use super::{PostgresIdempotencyStore, PostgresRateLimiter};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
     async fn migrations_share_a_postgres_database_with_the_event_store() {
-        let Some(url) = postgres_url("limits::migrations_share_a_postgres_database") else {
-            return;
-        };
-        with_throwaway_database(&url, |db_url| async move {
+        with_throwaway_database(|db_url| async move {
             // Either side may migrate first, and again at every start.
             basketry_store::postgres::PostgresStore::connect(&db_url)
                 .await

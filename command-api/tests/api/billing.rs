@@ -1,6 +1,8 @@
 use chrono::TimeDelta;
 use serde_json::json;
 
+use basketry_test_support::stores::{Intercepted, StoreHooks};
+
 use crate::helpers::{spawn_app, token, Cred};
 
 #[tokio::test]
@@ -182,58 +184,32 @@ async fn one_subscription_that_cannot_be_charged_does_not_stop_the_others_and_is
     assert_eq!(charged.get(&ids[2]), Some(&2));
 }
 
-/// The store of a test app, counting `read_all` calls and, while `stall`
-/// is set, letting only `appends_left` more appends through: the others
-/// wait for ever, as a run whose process stops would.
+/// Hooks on the store of a test app: counting `read_all` calls and, while
+/// `stall` is set, letting only `appends_left` more appends through: the
+/// others wait for ever, as a run whose process stops would.
 struct Gate {
-    inner: std::sync::Arc<dyn basketry_store::EventStore>,
     read_alls: std::sync::atomic::AtomicU64,
     stall: std::sync::atomic::AtomicBool,
     appends_left: std::sync::atomic::AtomicI64,
 }
 
 #[async_trait::async_trait]
-impl basketry_store::EventStore for Gate {
-    async fn append(
+impl StoreHooks for Gate {
+    async fn before_append(
         &self,
-        stream: &basketry_store::StreamId,
-        expected: basketry_store::ExpectedRevision,
-        events: Vec<basketry_store::NewEvent>,
-    ) -> Result<basketry_store::AppendOutcome, basketry_store::AppendError> {
+        _stream: &basketry_store::StreamId,
+        _expected: basketry_store::ExpectedRevision,
+    ) -> Result<(), basketry_store::AppendError> {
         use std::sync::atomic::Ordering::SeqCst;
         if self.stall.load(SeqCst) && self.appends_left.fetch_sub(1, SeqCst) <= 0 {
             std::future::pending::<()>().await;
         }
-        self.inner.append(stream, expected, events).await
+        Ok(())
     }
 
-    async fn read_stream(
-        &self,
-        stream: &basketry_store::StreamId,
-        from: basketry_store::Revision,
-    ) -> Result<Vec<basketry_store::RecordedEvent>, basketry_store::StoreError> {
-        self.inner.read_stream(stream, from).await
-    }
-
-    async fn read_all(
-        &self,
-        after: Option<basketry_store::Position>,
-        limit: usize,
-    ) -> Result<Vec<basketry_store::RecordedEvent>, basketry_store::StoreError> {
+    fn before_read_all(&self) {
         self.read_alls
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn subscribe_all(
-        &self,
-        after: Option<basketry_store::Position>,
-    ) -> Result<basketry_store::EventStream, basketry_store::StoreError> {
-        self.inner.subscribe_all(after).await
-    }
-
-    async fn head(&self) -> Result<Option<basketry_store::Position>, basketry_store::StoreError> {
-        self.inner.head().await
     }
 }
 
@@ -246,12 +222,12 @@ async fn a_run_stopped_part_way_resumes_with_the_rest_and_never_reads_the_log() 
     let template = app.paid_template().await;
     let ids = subscribe_many(&app, &template, 6).await;
     app.clock.advance(TimeDelta::days(32));
-    let gate = Gate {
-        inner: app.store.clone(),
+    let gate = std::sync::Arc::new(Gate {
         read_alls: Default::default(),
         stall: std::sync::atomic::AtomicBool::new(true),
         appends_left: std::sync::atomic::AtomicI64::new(2),
-    };
+    });
+    let gated = Intercepted::wrap(app.store.clone(), std::sync::Arc::clone(&gate));
     let index = SqlDueIndex::new(app.read_db.clone());
     let meta = |now| basketry_command_api::command::CommandMeta {
         actor: basketry_domain::Actor::System,
@@ -265,7 +241,7 @@ async fn a_run_stopped_part_way_resumes_with_the_rest_and_never_reads_the_log() 
     // the run is dropped while the other appends hang.
     let stopped = tokio::time::timeout(
         std::time::Duration::from_secs(3),
-        billing::run(&gate, &index, &meta(now), now),
+        billing::run(gated.as_ref(), &index, &meta(now), now),
     )
     .await;
     assert!(stopped.is_err(), "the run was to hang: {stopped:?}");
@@ -284,7 +260,7 @@ async fn a_run_stopped_part_way_resumes_with_the_rest_and_never_reads_the_log() 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     gate.stall.store(false, SeqCst);
-    let report = billing::run(&gate, &index, &meta(now), now)
+    let report = billing::run(gated.as_ref(), &index, &meta(now), now)
         .await
         .expect("second run");
     assert_eq!(report.subscriptions_examined, 4, "{report:?}");

@@ -1,29 +1,22 @@
-//! `spawn_app()`: the real command API on port 0 against a fresh store, and
-//! a client with one method per kind of request.
+//! `spawn_app()`: the whole program on port 0, started in this process by
+//! the same start-up code as `basketry serve`
+//! ([`basketry_test_support::server`]), over fresh stores — SQLite files,
+//! or one throwaway PostgreSQL database with `BASKETRY_TEST_API_BACKEND=postgres`
+//! — and a client with one method per kind of request.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use basketry_command_api::app::Application;
-use basketry_command_api::auth::{AuthState, JwtVerifier, PartnerAuthConfig, PartnerAuthenticator};
-use basketry_command_api::command::{AppState, Clock};
-use basketry_command_api::limits::{
-    IdempotencyStore, InMemoryRateLimiter, PostgresIdempotencyStore, PostgresRateLimiter,
-    RateLimiter, SqliteIdempotencyStore,
-};
+use basketry_command_api::auth::PartnerAuthenticator;
+use basketry_command_api::command::Clock;
 use basketry_store::{EventStore, RecordedEvent};
+pub use basketry_test_support::server::Backend;
+use basketry_test_support::server::{TestServer, TestServerBuilder};
+use basketry_test_support::tokens::Token;
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
+use sqlx::Connection;
 
 pub const JWT_SECRET: &[u8] = b"test-secret-that-is-at-least-32-bytes-long!!";
-
-/// Which stores the app runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 pub struct TestApp {
     pub base: String,
@@ -33,111 +26,59 @@ pub struct TestApp {
     pub admin: String,
     /// The read database holding the billing index.
     pub read_db: sqlx::AnyPool,
-    _dir: tempfile::TempDir,
-    _pg: Option<PgDatabase>,
+    server: TestServer,
 }
 
-/// A throwaway PostgreSQL database, dropped with the test.
-pub struct PgDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Best effort: a leftover database only costs disk.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ = c
-                            .execute(
-                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                            )
-                            .await;
-                    }
-                });
-            }
-        })
-        .join();
-    }
-}
-
-/// The PostgreSQL URL for tests, or `None` (printing why) when unset; fails
-/// the test when `BASKETRY_REQUIRE_POSTGRES=1`.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("BASKETRY_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BASKETRY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "BASKETRY_REQUIRE_POSTGRES=1 but BASKETRY_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("postgres variant skipped (set BASKETRY_TEST_POSTGRES_URL to run it)");
-            None
-        }
-    }
-}
-
-async fn pg_database(admin_url: &str) -> PgDatabase {
-    let name = format!("basketry_api_{}", uuid::Uuid::new_v4().simple());
-    let mut c = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to postgres");
-    c.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let url = match admin_url.rfind('/') {
-        Some(i) if admin_url[..i].contains("//") && !admin_url[i..].contains('@') => {
-            let (base, rest) = admin_url.split_at(i);
-            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
-            format!("{base}/{name}{query}")
-        }
-        _ => format!("{admin_url}/{name}"),
-    };
-    PgDatabase {
-        admin_url: admin_url.to_string(),
-        name,
-        url,
-    }
-}
-
-/// The stores one app runs on, and the database to drop afterwards.
-type Stores = (
-    Arc<dyn EventStore>,
-    Arc<dyn IdempotencyStore>,
-    Arc<dyn RateLimiter>,
-    Option<PgDatabase>,
-);
-
+/// The app on the backend `BASKETRY_TEST_API_BACKEND` names (SQLite
+/// unless it says `postgres`).
 pub async fn spawn_app() -> TestApp {
-    spawn_app_on(Backend::Sqlite)
-        .await
-        .expect("sqlite is always available")
+    spawn_app_on(Backend::from_env()).await
 }
 
-/// The app on `backend`; `None` when that backend is not configured.
-pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
-    spawn_app_observed(backend).await.map(|(app, _)| app)
+/// The app on `backend`.
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_with(server(backend)).await
+}
+
+/// How the app on `backend` is started: the HS256 test secret, the rest
+/// as production; the caller may wrap its stores or change its settings.
+pub fn server(backend: Backend) -> TestServerBuilder {
+    TestServer::builder(backend).jwt_secret(std::str::from_utf8(JWT_SECRET).expect("ASCII secret"))
+}
+
+/// The app `builder` starts.
+pub async fn spawn_with(builder: TestServerBuilder) -> TestApp {
+    let server = builder.spawn().await.unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    TestApp {
+        base: server.base.clone(),
+        client,
+        store: Arc::clone(&server.store),
+        clock: server.clock.clone(),
+        admin: token("admin@basketry.dev", &["Admins"]),
+        read_db: server.read_db.clone(),
+        server,
+    }
+}
+
+/// The default app on `backend` and its partner authenticator (for its
+/// argon2 counter).
+pub async fn spawn_app_observed(backend: Backend) -> (TestApp, PartnerAuthenticator) {
+    let app = spawn_app_on(backend).await;
+    let partners = app.server.partners.clone();
+    (app, partners)
 }
 
 /// A JWT for `email` with `groups`, valid for a year (tests move the clock).
 pub fn token(email: &str, groups: &[&str]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    basketry_command_api::auth::mint_hs256(
-        JWT_SECRET,
-        email,
-        &groups,
-        Duration::from_secs(365 * 24 * 3600),
-        chrono::Utc::now(),
-    )
-    .expect("mint token")
+    Token::new(email)
+        .groups(groups)
+        .ttl(Duration::from_secs(365 * 24 * 3600))
+        .sign_hs256(JWT_SECRET)
+        .expect("mint token")
 }
 
 /// How a request authenticates.
@@ -328,164 +269,6 @@ pub fn basket_body() -> Value {
     })
 }
 
-// ------------------------------------------------- security and hostile input
-
-/// The app on `backend` with a chosen JWT verifier and partner-auth tuning,
-/// and the partner authenticator it runs (for its argon2 counter); `None`
-/// when that backend is not configured.
-pub async fn spawn_app_with_auth(
-    backend: Backend,
-    jwt: JwtVerifier,
-    partner_config: PartnerAuthConfig,
-) -> Option<(TestApp, PartnerAuthenticator)> {
-    spawn_app_with_store(backend, jwt, partner_config, |store| store).await
-}
-
-/// [`spawn_app_with_auth`] with the event store the app writes to replaced
-/// by `wrap(store)`: a test's store wrapper, or another app's store (a
-/// second instance of one deployment).
-pub async fn spawn_app_with_store(
-    backend: Backend,
-    jwt: JwtVerifier,
-    partner_config: PartnerAuthConfig,
-    wrap: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
-) -> Option<(TestApp, PartnerAuthenticator)> {
-    spawn_app_wrapping(backend, jwt, partner_config, wrap, |i| i).await
-}
-
-/// The default app on `backend` with its event store and idempotency store
-/// each passed through a wrapper first (the test reads the log through the
-/// wrapped store too); `None` when that backend is not configured.
-pub async fn spawn_app_wrapped(
-    backend: Backend,
-    wrap_store: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
-    wrap_idempotency: impl FnOnce(Arc<dyn IdempotencyStore>) -> Arc<dyn IdempotencyStore>,
-) -> Option<TestApp> {
-    spawn_app_wrapping(
-        backend,
-        JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
-        PartnerAuthConfig::default(),
-        wrap_store,
-        wrap_idempotency,
-    )
-    .await
-    .map(|(app, _)| app)
-}
-
-async fn spawn_app_wrapping(
-    backend: Backend,
-    jwt: JwtVerifier,
-    partner_config: PartnerAuthConfig,
-    wrap_store: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
-    wrap_idempotency: impl FnOnce(Arc<dyn IdempotencyStore>) -> Arc<dyn IdempotencyStore>,
-) -> Option<(TestApp, PartnerAuthenticator)> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (store, idempotency, rate_limiter, pg): Stores = match backend {
-        Backend::Sqlite => (
-            Arc::new(
-                basketry_store::sqlite::SqliteStore::open(dir.path().join("events.db"))
-                    .await
-                    .expect("open event store"),
-            ),
-            Arc::new(
-                SqliteIdempotencyStore::open(dir.path().join("command.db"))
-                    .await
-                    .expect("open idempotency store"),
-            ),
-            Arc::new(InMemoryRateLimiter::new()),
-            None,
-        ),
-        Backend::Postgres => {
-            let db = pg_database(&postgres_url()?).await;
-            (
-                Arc::new(
-                    basketry_store::postgres::PostgresStore::connect(&db.url)
-                        .await
-                        .expect("open event store"),
-                ),
-                Arc::new(
-                    PostgresIdempotencyStore::connect(&db.url)
-                        .await
-                        .expect("open idempotency store"),
-                ),
-                Arc::new(
-                    PostgresRateLimiter::connect(&db.url)
-                        .await
-                        .expect("open rate limiter"),
-                ),
-                Some(db),
-            )
-        }
-    };
-    let store = wrap_store(store);
-    let idempotency = wrap_idempotency(idempotency);
-    let clock = Clock::system();
-    // The billing index, kept by its projector as `basketry serve` keeps it.
-    let read_url = match &pg {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", dir.path().join("read.db").display()),
-    };
-    let read_db = basketry_projections::db::open(&read_url)
-        .await
-        .expect("open the read database");
-    let billing = basketry_projections::projectors::named("billing").expect("billing projector");
-    let runtime = basketry_projections::ProjectorRuntime::new(
-        Arc::clone(&store),
-        read_db.clone(),
-        vec![billing],
-    );
-    tokio::spawn(async move { runtime.run().await });
-    let partners = PartnerAuthenticator::new(Arc::clone(&store), partner_config);
-    let auth = AuthState {
-        jwt,
-        partners: partners.clone(),
-    };
-    let state = AppState {
-        store: Arc::clone(&store),
-        rate_limiter,
-        user_rate_limit: basketry_command_api::limits::RateLimitPolicy::per_person(
-            basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE,
-        ),
-        idempotency,
-        clock: clock.clone(),
-        billing_index: Arc::new(basketry_command_api::billing::SqlDueIndex::new(
-            read_db.clone(),
-        )),
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    let app = Application::build(listener, state, auth).expect("build app");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .expect("client");
-    Some((
-        TestApp {
-            admin: token("admin@basketry.dev", &["Admins"]),
-            base,
-            client,
-            store,
-            clock,
-            read_db,
-            _dir: dir,
-            _pg: pg,
-        },
-        partners,
-    ))
-}
-
-/// The default app on `backend` (the HS256 test verifier, default partner
-/// tuning) and its partner authenticator.
-pub async fn spawn_app_observed(backend: Backend) -> Option<(TestApp, PartnerAuthenticator)> {
-    spawn_app_with_auth(
-        backend,
-        JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
-        PartnerAuthConfig::default(),
-    )
-    .await
-}
-
 impl TestApp {
     /// Every stored event, in log order.
     pub async fn all_events(&self) -> Vec<RecordedEvent> {
@@ -534,12 +317,13 @@ impl TestApp {
     }
 
     /// Every value of every column of every table of the databases this app
-    /// writes (event store, idempotency records, rate limits), as text.
+    /// writes (event store, read models, idempotency records, key usage,
+    /// rate limits), as text.
     pub async fn dump_databases(&self) -> Vec<String> {
         let mut out = Vec::new();
-        match &self._pg {
+        match &self.server.database {
             Some(db) => {
-                let mut c = sqlx::PgConnection::connect(&db.url)
+                let mut c = sqlx::PgConnection::connect(db.url())
                     .await
                     .expect("connect to postgres");
                 let tables: Vec<(String, String)> = sqlx::query_as(
@@ -562,8 +346,11 @@ impl TestApp {
                 }
             }
             None => {
-                for file in ["events.db", "command.db"] {
-                    let url = format!("sqlite://{}?mode=ro", self._dir.path().join(file).display());
+                for file in ["events.db", "read.db"] {
+                    let url = format!(
+                        "sqlite://{}?mode=ro",
+                        self.server.dir.path().join(file).display()
+                    );
                     let mut c = sqlx::SqliteConnection::connect(&url)
                         .await
                         .expect("open sqlite");

@@ -12,15 +12,14 @@ use async_trait::async_trait;
 use basketry_command_api::limits::{
     Begin, Claim, Completion, IdempotencyError, IdempotencyStore, StoredResponse,
 };
-use basketry_store::{
-    AppendError, AppendOutcome, EventStore, EventStream, ExpectedRevision, NewEvent, Position,
-    RecordedEvent, Revision, StoreError, StreamId,
-};
+use basketry_store::{AppendError, ExpectedRevision, Position, StoreError, StreamId};
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{basket_body, postgres_url, spawn_app_wrapped, Backend, Resp, TestApp};
+use basketry_test_support::stores::{Intercepted, StoreHooks};
+
+use crate::helpers::{basket_body, server, spawn_with, Backend, Resp, TestApp};
 
 /// Faults to inject, switched on and off by the test.
 #[derive(Default)]
@@ -88,24 +87,18 @@ impl IdempotencyStore for FaultyIdempotency {
     }
 }
 
-struct FaultyStore {
-    inner: Arc<dyn EventStore>,
-    faults: Arc<Faults>,
-}
-
+/// The event store's faults: appends refused as conflicts or as an outage.
 #[async_trait]
-impl EventStore for FaultyStore {
-    async fn append(
+impl StoreHooks for Faults {
+    async fn before_append(
         &self,
-        stream: &StreamId,
+        _stream: &StreamId,
         expected: ExpectedRevision,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, AppendError> {
-        if self.faults.fail_append.load(Ordering::SeqCst) {
+    ) -> Result<(), AppendError> {
+        if self.fail_append.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected fault".into()).into());
         }
         let refuse = self
-            .faults
             .conflicts
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
@@ -115,45 +108,21 @@ impl EventStore for FaultyStore {
                 actual: None,
             });
         }
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: Revision,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from).await
-    }
-
-    async fn read_all(
-        &self,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn subscribe_all(&self, after: Option<Position>) -> Result<EventStream, StoreError> {
-        self.inner.subscribe_all(after).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
+        Ok(())
     }
 }
 
 /// The app on `backend` with both stores behind `faults`.
-async fn faulty_app(backend: Backend) -> Option<(TestApp, Arc<Faults>)> {
+async fn faulty_app(backend: Backend) -> (TestApp, Arc<Faults>) {
     let faults = Arc::new(Faults::default());
     let (f1, f2) = (Arc::clone(&faults), Arc::clone(&faults));
-    let app = spawn_app_wrapped(
-        backend,
-        move |inner| Arc::new(FaultyStore { inner, faults: f1 }),
-        move |inner| Arc::new(FaultyIdempotency { inner, faults: f2 }),
+    let app = spawn_with(
+        server(backend)
+            .wrap_event_store(move |inner| Intercepted::wrap(inner, f1))
+            .wrap_idempotency(move |inner| Arc::new(FaultyIdempotency { inner, faults: f2 })),
     )
-    .await?;
-    Some((app, faults))
+    .await;
+    (app, faults)
 }
 
 /// Past the default in-flight timeout (60 s) of every claim made so far.
@@ -188,9 +157,7 @@ fn subscribe_body(template: &str) -> Value {
 // ---- 1. a failed completion still answers the committed result ----
 
 async fn a_failed_completion_still_answers_the_committed_result(backend: Backend) {
-    let Some((app, faults)) = faulty_app(backend).await else {
-        return;
-    };
+    let (app, faults) = faulty_app(backend).await;
     faults.fail_complete.store(true, Ordering::SeqCst);
     let created = keyed(
         &app,
@@ -221,18 +188,15 @@ async fn a_failed_completion_still_answers_the_committed_result_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn a_failed_completion_still_answers_the_committed_result_postgres() {
-    if postgres_url().is_some() {
-        a_failed_completion_still_answers_the_committed_result(Backend::Postgres).await;
-    }
+    a_failed_completion_still_answers_the_committed_result(Backend::Postgres).await;
 }
 
 // ---- 2. a committed command is never run twice for one key ----
 
 async fn a_taken_over_key_whose_command_committed_is_not_run_again(backend: Backend) {
-    let Some((app, faults)) = faulty_app(backend).await else {
-        return;
-    };
+    let (app, faults) = faulty_app(backend).await;
     let template = app.paid_template().await;
     let (zebu, _) = app.partner("ZEBU", &[]).await;
     let subscribe = |key: &'static str| {
@@ -311,16 +275,13 @@ async fn a_taken_over_key_whose_command_committed_is_not_run_again_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn a_taken_over_key_whose_command_committed_is_not_run_again_postgres() {
-    if postgres_url().is_some() {
-        a_taken_over_key_whose_command_committed_is_not_run_again(Backend::Postgres).await;
-    }
+    a_taken_over_key_whose_command_committed_is_not_run_again(Backend::Postgres).await;
 }
 
 async fn a_taken_over_basket_creation_does_not_make_a_second_basket(backend: Backend) {
-    let Some((app, faults)) = faulty_app(backend).await else {
-        return;
-    };
+    let (app, faults) = faulty_app(backend).await;
     faults.fail_complete.store(true, Ordering::SeqCst);
     let first = keyed(&app, Method::POST, "/baskets", basket_body(), "basket-1").await;
     assert_eq!(first.status, 201, "{}", first.text);
@@ -339,16 +300,13 @@ async fn a_taken_over_basket_creation_does_not_make_a_second_basket_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn a_taken_over_basket_creation_does_not_make_a_second_basket_postgres() {
-    if postgres_url().is_some() {
-        a_taken_over_basket_creation_does_not_make_a_second_basket(Backend::Postgres).await;
-    }
+    a_taken_over_basket_creation_does_not_make_a_second_basket(Backend::Postgres).await;
 }
 
 async fn a_taken_over_key_whose_command_never_committed_runs(backend: Backend) {
-    let Some((app, faults)) = faulty_app(backend).await else {
-        return;
-    };
+    let (app, faults) = faulty_app(backend).await;
     // The event store is down and the key cannot be released either: the
     // claim is left in flight with nothing committed.
     faults.fail_append.store(true, Ordering::SeqCst);
@@ -369,18 +327,15 @@ async fn a_taken_over_key_whose_command_never_committed_runs_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn a_taken_over_key_whose_command_never_committed_runs_postgres() {
-    if postgres_url().is_some() {
-        a_taken_over_key_whose_command_never_committed_runs(Backend::Postgres).await;
-    }
+    a_taken_over_key_whose_command_never_committed_runs(Backend::Postgres).await;
 }
 
 // ---- 4. retryable errors are not stored ----
 
 async fn a_concurrent_modification_is_not_replayed(backend: Backend) {
-    let Some((app, faults)) = faulty_app(backend).await else {
-        return;
-    };
+    let (app, faults) = faulty_app(backend).await;
     // Every attempt of the first request loses its race.
     faults.conflicts.store(
         basketry_command_api::command::MAX_ATTEMPTS,
@@ -410,8 +365,7 @@ async fn a_concurrent_modification_is_not_replayed_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn a_concurrent_modification_is_not_replayed_postgres() {
-    if postgres_url().is_some() {
-        a_concurrent_modification_is_not_replayed(Backend::Postgres).await;
-    }
+    a_concurrent_modification_is_not_replayed(Backend::Postgres).await;
 }

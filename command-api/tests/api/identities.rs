@@ -6,16 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use basketry_command_api::auth::{JwtVerifier, PartnerAuthConfig};
-use basketry_store::{
-    AppendError, AppendOutcome, EventStore, EventStream, ExpectedRevision, NewEvent, Position,
-    RecordedEvent, Revision, StoreError, StreamId,
-};
+use basketry_store::{AppendError, ExpectedRevision, StreamId};
+use basketry_test_support::stores::{Intercepted, StoreHooks};
 use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::helpers::{
-    spawn_app, spawn_app_on, spawn_app_with_store, token, Backend, Cred, TestApp, JWT_SECRET,
+    server, spawn_app, spawn_app_on, spawn_with, token, Backend, Cred, TestApp, JWT_SECRET,
 };
 
 fn user(email: &str) -> Cred {
@@ -118,78 +115,40 @@ async fn a_partner_probing_a_persons_direct_subscription_learns_no_subscription_
 
 // --------------------------------------------------------- finding 7
 
-/// An event store that holds back the first append to a `subscription-`
-/// stream until the test lets it go, and says when it is holding it.
+/// Holds back the first append to a `subscription-` stream until the test
+/// lets it go, and says when it is holding it.
 struct StallFirstSubscription {
-    inner: Arc<dyn EventStore>,
     armed: AtomicBool,
     stalled: Notify,
     go: Notify,
 }
 
 #[async_trait::async_trait]
-impl EventStore for StallFirstSubscription {
-    async fn append(
+impl StoreHooks for StallFirstSubscription {
+    async fn before_append(
         &self,
         stream: &StreamId,
-        expected: ExpectedRevision,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, AppendError> {
+        _expected: ExpectedRevision,
+    ) -> Result<(), AppendError> {
         if stream.as_str().starts_with("subscription-") && self.armed.swap(false, Ordering::SeqCst)
         {
             self.stalled.notify_one();
             self.go.notified().await;
         }
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: Revision,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_stream(stream, from).await
-    }
-
-    async fn read_all(
-        &self,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn subscribe_all(&self, after: Option<Position>) -> Result<EventStream, StoreError> {
-        self.inner.subscribe_all(after).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
+        Ok(())
     }
 }
 
 async fn a_request_stalled_past_the_release_of_its_reservation_loses(backend: Backend) {
-    let mut gate = None;
-    let Some((app, _)) = spawn_app_with_store(
-        backend,
-        JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
-        PartnerAuthConfig::default(),
-        |store| {
-            let wrapper = Arc::new(StallFirstSubscription {
-                inner: store,
-                armed: AtomicBool::new(false),
-                stalled: Notify::new(),
-                go: Notify::new(),
-            });
-            gate = Some(Arc::clone(&wrapper));
-            wrapper
-        },
-    )
-    .await
-    else {
-        return;
-    };
-    let gate = gate.expect("wrapper built");
+    let gate = Arc::new(StallFirstSubscription {
+        armed: AtomicBool::new(false),
+        stalled: Notify::new(),
+        go: Notify::new(),
+    });
+    let hook = Arc::clone(&gate);
+    let app =
+        spawn_with(server(backend).wrap_event_store(move |store| Intercepted::wrap(store, hook)))
+            .await;
     let app = Arc::new(app);
     let template = app.paid_template().await;
     let path = format!("/marketplace/subscribe/{template}");
@@ -243,6 +202,7 @@ async fn a_request_stalled_past_the_release_of_its_reservation_loses_on_sqlite()
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn a_request_stalled_past_the_release_of_its_reservation_loses_on_postgres() {
     a_request_stalled_past_the_release_of_its_reservation_loses(Backend::Postgres).await;
 }
@@ -331,14 +291,7 @@ async fn a_partner_subscription_charges_the_share_in_force_not_the_cached_one() 
     let (zebu, key_id) = app.partner("ZEBU", &[]).await;
     // A second instance of the same deployment, with its own credential cache.
     let store = Arc::clone(&app.store);
-    let (other, _) = spawn_app_with_store(
-        Backend::Sqlite,
-        JwtVerifier::hs256(JWT_SECRET).expect("jwt verifier"),
-        PartnerAuthConfig::default(),
-        move |_| store,
-    )
-    .await
-    .expect("sqlite");
+    let other = spawn_with(server(Backend::Sqlite).wrap_event_store(move |_| store)).await;
     // The credential is cached there at 30 %.
     let warm = other
         .post(
@@ -495,10 +448,9 @@ async fn a_partners_rate_limit_counts_all_its_keys_together() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn a_postgres_partner_may_hold_two_keys() {
-    let Some(app) = spawn_app_on(Backend::Postgres).await else {
-        return;
-    };
+    let app = spawn_app_on(Backend::Postgres).await;
     let first = issue(&app, "ZEBU").await;
     assert_eq!(first.status, 201, "{}", first.text);
     let second = issue(&app, "ZEBU").await;

@@ -320,10 +320,9 @@ async fn five_hundred_concurrent_requests_against_a_100_per_minute_key_admit_exa
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn five_hundred_concurrent_requests_admit_exactly_100_with_the_postgres_limiter() {
-    if let Some(app) = spawn_app_on(Backend::Postgres).await {
-        rate_limit_admits_exactly_the_quota(app).await;
-    }
+    rate_limit_admits_exactly_the_quota(spawn_app_on(Backend::Postgres).await).await;
 }
 
 #[tokio::test]

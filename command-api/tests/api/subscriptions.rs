@@ -82,10 +82,12 @@ async fn one_hundred_concurrent_subscribes_for_one_user_and_template_give_one_20
 }
 
 #[tokio::test]
+#[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
 async fn one_hundred_concurrent_subscribes_for_one_user_and_template_give_one_201_on_postgres() {
-    if let Some(app) = spawn_app_on(Backend::Postgres).await {
-        hundred_concurrent_subscribes_make_exactly_one_subscription(app).await;
-    }
+    hundred_concurrent_subscribes_make_exactly_one_subscription(
+        spawn_app_on(Backend::Postgres).await,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! Test helpers: throwaway read databases (SQLite always, PostgreSQL when
-//! `BASKETRY_TEST_POSTGRES_URL` is set), an event log written through the
+//! Test helpers: throwaway read databases (SQLite, and PostgreSQL through
+//! `basketry_test_support::postgres`), an event log written through the
 //! domain's deciders, and table snapshots.
 
 #![allow(dead_code)]
@@ -28,9 +28,10 @@ use basketry_projections::{ProjectorRuntime, ProjectorStatus};
 use basketry_store::{
     AppendError, EventStore, ExpectedRevision, NewEvent, NewMetadata, Position, Revision, StreamId,
 };
+use basketry_test_support::postgres::TestDatabase;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{json, Value};
-use sqlx::{AnyPool, Connection, Executor, Row};
+use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------- databases
@@ -49,76 +50,39 @@ pub struct TestDb {
     pub pool: AnyPool,
     /// Keeps the SQLite file alive.
     _dir: Option<tempfile::TempDir>,
-    /// (admin URL, database name) of a PostgreSQL database to drop.
-    pg: Option<(String, String)>,
-}
-
-/// The PostgreSQL server URL, or `None` (after saying so) when the tests
-/// must skip PostgreSQL.
-fn postgres_url() -> Option<String> {
-    match std::env::var("BASKETRY_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BASKETRY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "BASKETRY_REQUIRE_POSTGRES=1 but BASKETRY_TEST_POSTGRES_URL is not set"
-            );
-            println!("skipped: PostgreSQL (set BASKETRY_TEST_POSTGRES_URL to run it)");
-            None
-        }
-    }
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{server}/{name}?{q}"),
-        None => format!("{server}/{name}"),
-    }
+    /// The PostgreSQL database to drop.
+    pg: Option<TestDatabase>,
 }
 
 impl TestDb {
-    /// A fresh, migrated read database; `None` when the backend is skipped.
-    pub async fn create(kind: Kind) -> Option<TestDb> {
+    /// A fresh, migrated read database.
+    pub async fn create(kind: Kind) -> TestDb {
         match kind {
             Kind::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("read.db").display());
                 let pool = basketry_projections::db::open(&url).await.unwrap();
-                Some(TestDb {
+                TestDb {
                     kind,
                     url,
                     pool,
                     _dir: Some(dir),
                     pg: None,
-                })
+                }
             }
             Kind::Postgres => {
-                let admin = postgres_url()?;
-                let name = format!("basketry_rm_{}", Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                let db = TestDatabase::create()
                     .await
-                    .unwrap();
-                conn.close().await.unwrap();
-                let url = with_database(&admin, &name);
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let url = db.url().to_string();
                 let pool = basketry_projections::db::open(&url).await.unwrap();
-                Some(TestDb {
+                TestDb {
                     kind,
                     url,
                     pool,
                     _dir: None,
-                    pg: Some((admin, name)),
-                })
+                    pg: Some(db),
+                }
             }
         }
     }
@@ -126,19 +90,16 @@ impl TestDb {
     /// Closes the pool and drops a PostgreSQL database.
     pub async fn destroy(self) {
         self.pool.close().await;
-        if let Some((admin, name)) = self.pg {
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
+        if let Some(db) = self.pg {
+            db.drop_now().await.unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }
 
 /// Generates `mod $name { sqlite, postgres }` running `async fn $name(&TestDb)`
 /// against a fresh database of each kind, dropping it afterwards even when
-/// the test fails.
+/// the test fails. The PostgreSQL variant is reported as ignored unless
+/// `BASKETRY_TEST_POSTGRES_URL` was set when the tests were built.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),+ $(,)?) => {$(
@@ -146,9 +107,7 @@ macro_rules! on_every_backend {
             use super::common::{Kind, TestDb};
 
             async fn on(kind: Kind) {
-                let Some(db) = TestDb::create(kind).await else {
-                    return;
-                };
+                let db = TestDb::create(kind).await;
                 let outcome = futures::FutureExt::catch_unwind(
                     std::panic::AssertUnwindSafe(super::$name(&db)),
                 )
@@ -165,6 +124,7 @@ macro_rules! on_every_backend {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
             async fn postgres() {
                 on(Kind::Postgres).await;
             }

@@ -22,8 +22,10 @@ use basketry_query_api::consistency::CheckpointWatcher;
 use basketry_query_api::{configure, QueryState};
 use basketry_store::memory::MemoryStore;
 use basketry_store::EventStore;
+use basketry_test_support::postgres::TestDatabase;
+use basketry_test_support::tokens::Token;
 use serde_json::{json, Value};
-use sqlx::{AnyPool, Connection, Executor};
+use sqlx::AnyPool;
 use uuid::Uuid;
 
 pub const JWT_SECRET: &[u8] = b"query-test-secret-that-is-at-least-32-bytes!";
@@ -39,8 +41,8 @@ pub enum Backend {
 }
 
 /// Runs each named case (an `async fn(TestApp)`) once per backend:
-/// `sqlite::<case>` always, `postgres::<case>` when
-/// `BASKETRY_TEST_POSTGRES_URL` is set.
+/// `sqlite::<case>` and `postgres::<case>`, the latter reported as ignored
+/// unless `BASKETRY_TEST_POSTGRES_URL` was set when the tests were built.
 #[macro_export]
 macro_rules! on_every_backend {
     ($($case:ident),* $(,)?) => {
@@ -48,9 +50,7 @@ macro_rules! on_every_backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite)
-                        .await
-                        .expect("sqlite is always available");
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
                     super::$case(app).await;
                 }
             )*
@@ -58,12 +58,10 @@ macro_rules! on_every_backend {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(postgres_tests), ignore = "set BASKETRY_TEST_POSTGRES_URL to run")]
                 async fn $case() {
-                    if let Some(app) =
-                        $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await
-                    {
-                        super::$case(app).await;
-                    }
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await;
+                    super::$case(app).await;
                 }
             )*
         }
@@ -82,79 +80,7 @@ pub struct TestApp {
     /// The app's checkpoint watcher (it counts its database reads).
     pub checkpoints: CheckpointWatcher,
     _dir: tempfile::TempDir,
-    _pg: Option<PgDatabase>,
-}
-
-/// A throwaway PostgreSQL database, dropped with the test.
-pub struct PgDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Best effort, on a thread of its own: the test's runtime is being
-        // torn down. A leftover database only costs disk.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ = c
-                            .execute(
-                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                            )
-                            .await;
-                    }
-                });
-            }
-        })
-        .join();
-    }
-}
-
-/// The PostgreSQL URL for tests, or `None` (printing why) when unset; fails
-/// the test when `BASKETRY_REQUIRE_POSTGRES=1`.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("BASKETRY_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("BASKETRY_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-                "BASKETRY_REQUIRE_POSTGRES=1 but BASKETRY_TEST_POSTGRES_URL is not set"
-            );
-            eprintln!("postgres variant skipped (set BASKETRY_TEST_POSTGRES_URL to run it)");
-            None
-        }
-    }
-}
-
-async fn pg_database(admin_url: &str) -> PgDatabase {
-    let name = format!("basketry_q_{}", Uuid::new_v4().simple());
-    let mut c = sqlx::PgConnection::connect(admin_url)
-        .await
-        .expect("connect to postgres");
-    c.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    let url = match admin_url.rfind('/') {
-        Some(i) if admin_url[..i].contains("//") && !admin_url[i..].contains('@') => {
-            let (base, rest) = admin_url.split_at(i);
-            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
-            format!("{base}/{name}{query}")
-        }
-        _ => format!("{admin_url}/{name}"),
-    };
-    PgDatabase {
-        admin_url: admin_url.to_string(),
-        name,
-        url,
-    }
+    _pg: Option<TestDatabase>,
 }
 
 /// People's rate limit, as production's default.
@@ -162,13 +88,13 @@ fn people() -> RateLimitPolicy {
     RateLimitPolicy::per_person(basketry_command_api::limits::DEFAULT_USER_RATE_LIMIT_PER_MINUTE)
 }
 
-/// The app on `backend`; `None` when that backend is not configured.
-pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+/// The app on `backend`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, CONSISTENCY_WAIT).await
 }
 
 /// The app on `backend` with a chosen consistency wait.
-pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Option<TestApp> {
+pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let (url, pg) = match backend {
         Backend::Sqlite => (
@@ -176,8 +102,10 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
             None,
         ),
         Backend::Postgres => {
-            let db = pg_database(&postgres_url()?).await;
-            (db.url.clone(), Some(db))
+            let db = TestDatabase::create()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (db.url().to_string(), Some(db))
         }
     };
     // Opened and migrated exactly as the application opens it.
@@ -237,7 +165,7 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
     .expect("listen")
     .run();
     tokio::spawn(server);
-    Some(TestApp {
+    TestApp {
         base: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::new(),
         db,
@@ -247,20 +175,15 @@ pub async fn spawn_app_with(backend: Backend, consistency_wait: Duration) -> Opt
         checkpoints,
         _dir: dir,
         _pg: pg,
-    })
+    }
 }
 
 /// A JWT for `email` with `groups`.
 pub fn token(email: &str, groups: &[&str]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    basketry_command_api::auth::mint_hs256(
-        JWT_SECRET,
-        email,
-        &groups,
-        Duration::from_secs(3600),
-        chrono::Utc::now(),
-    )
-    .expect("mint token")
+    Token::new(email)
+        .groups(groups)
+        .sign_hs256(JWT_SECRET)
+        .expect("mint token")
 }
 
 /// The `user_id` of `email`.
