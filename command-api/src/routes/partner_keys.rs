@@ -6,6 +6,7 @@
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
+use basketry_http::shapes;
 use basketry_domain::api_key_index::{self, ApiKeyIndexAggregate, AssignApiKey};
 use basketry_domain::partner::{
     self, ApiKeyStatus, GracePeriodHours, IssueApiKey, PartnerAggregate, PartnerCommand,
@@ -15,7 +16,6 @@ use basketry_domain::partner::{
 use basketry_domain::{ApiKeyId, FieldError, PartnerId, Reason, ValidationErrors};
 use basketry_store::{EventStore, StreamId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -35,8 +35,7 @@ use crate::views;
 pub struct IssuedApiKey {
     // The key's own members, as every key is rendered.
     #[serde(flatten)]
-    #[schema(value_type = schemas::ApiKey)]
-    pub key: Value,
+    pub key: shapes::ApiKey,
     /// `sk_<partner>_live_<base62>`. Shown once: only its argon2id hash is
     /// kept, and an `Idempotency-Key` replay of this response leaves it out.
     pub api_secret: String,
@@ -48,8 +47,7 @@ pub struct IssuedApiKey {
 pub struct RotatedApiKey {
     // The key's own members, as every key is rendered.
     #[serde(flatten)]
-    #[schema(value_type = schemas::ApiKey)]
-    pub key: Value,
+    pub key: shapes::ApiKey,
     /// The new secret, shown once (an `Idempotency-Key` replay of this
     /// response leaves it out).
     pub api_secret: String,
@@ -77,7 +75,7 @@ async fn partner_of_key(
 
 /// The key `api_key_id` of the partner in `state`, as admins see it (never
 /// the secret or its hash).
-fn key_body(state: &PartnerState, api_key_id: ApiKeyId) -> Result<Value, ApiError> {
+fn key_shape(state: &PartnerState, api_key_id: ApiKeyId) -> Result<shapes::ApiKey, ApiError> {
     let p = state
         .partner
         .as_ref()
@@ -86,7 +84,7 @@ fn key_body(state: &PartnerState, api_key_id: ApiKeyId) -> Result<Value, ApiErro
         .keys
         .get(&api_key_id)
         .ok_or(ApiError::NotFound { what: "api key" })?;
-    to_body(&views::api_key(p, key))
+    Ok(views::api_key_shape(p, key))
 }
 
 /// A new secret for a key of `partner_id`, and the hash that is kept.
@@ -168,7 +166,7 @@ pub(crate) async fn create_api_key(
         .await?;
         auth.partners.invalidate_partner(&partner_id);
         let body = IssuedApiKey {
-            key: key_body(&executed.state, api_key_id)?,
+            key: key_shape(&executed.state, api_key_id)?,
             api_secret: secret,
         };
         // The secret is shown once: an Idempotency-Key replay answers without it.
@@ -273,7 +271,7 @@ pub(crate) async fn update_api_key(
         let executed = execute_all(store, &s, &meta, &commands).await?;
         auth.partners.invalidate_partner(&partner_id);
         Ok(Reply::ok(
-            key_body(&executed.state, api_key_id)?,
+            to_body(&key_shape(&executed.state, api_key_id)?)?,
             executed.position,
         ))
     })
@@ -352,7 +350,7 @@ pub(crate) async fn rotate_api_key(
         let executed = execute_all(store, &s, &meta, &[command]).await?;
         auth.partners.invalidate_partner(&partner_id);
         let body = RotatedApiKey {
-            key: key_body(&executed.state, api_key_id)?,
+            key: key_shape(&executed.state, api_key_id)?,
             api_secret: secret,
             grace_period_hours: grace.get(),
         };
@@ -401,7 +399,7 @@ pub(crate) async fn revoke_api_key(
         let executed = execute_all(store, &s, &meta, &[command]).await?;
         auth.partners.invalidate_partner(&partner_id);
         Ok(Reply::ok(
-            key_body(&executed.state, api_key_id)?,
+            to_body(&key_shape(&executed.state, api_key_id)?)?,
             executed.position,
         ))
     })
