@@ -31,6 +31,7 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{Components, Ref, RefOr, Required};
+use basketry_http::shapes::ErrorComponents;
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 /// Security scheme of people: `Authorization: Bearer <JWT>`.
@@ -41,7 +42,8 @@ pub const PARTNER_KEY: &str = "partner_key";
 /// Security scheme of partners' secrets: `X-Partner-Secret: sk_…`.
 pub const PARTNER_SECRET: &str = "partner_secret";
 
-/// The command API's operations and components.
+/// The command API's operations and components; the shared error
+/// responses are [`ErrorComponents`], declared once for both APIs.
 #[derive(OpenApi)]
 #[openapi(
     paths(
@@ -68,23 +70,7 @@ pub const PARTNER_SECRET: &str = "partner_secret";
         crate::routes::partner_keys::revoke_api_key,
         crate::routes::billing::billing_run,
     ),
-    components(
-        schemas(schemas::Problem, schemas::FieldError),
-        responses(
-            schemas::BadRequest,
-            schemas::Unauthorized,
-            schemas::Forbidden,
-            schemas::NotFound,
-            schemas::Conflict,
-            schemas::PayloadTooLarge,
-            schemas::UnsupportedMediaType,
-            schemas::UnprocessableEntity,
-            schemas::TooManyRequests,
-            schemas::InternalError,
-            schemas::ServiceUnavailable,
-        )
-    ),
-    modifiers(&SecurityAddon, &CommandConventions)
+    modifiers(&ErrorComponents, &SecurityAddon, &CommandConventions)
 )]
 pub struct CommandApiDoc;
 
