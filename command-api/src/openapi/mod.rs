@@ -4,10 +4,11 @@
 //! * Every handler in [`crate::routes`] carries `#[utoipa::path(...)]`:
 //!   method, path, parameters, request body, each status it can answer and
 //!   its security; [`CommandApiDoc`] collects them.
-//! * [`schemas`] — response shapes and the one `Problem` error body;
-//!   [`requests`] — the domain's input types as schemas (the domain crate
-//!   stays free of HTTP and OpenAPI); [`shape`] — checking JSON against
-//!   the document, for the tests that keep it honest.
+//! * [`schemas`] — the response shapes of [`basketry_http::shapes`];
+//!   request bodies are documented by the types the handlers deserialise
+//!   (the domain's `…Input` types derive their schemas with its `openapi`
+//!   feature); [`shape`] — checking JSON against the document, for the
+//!   tests that keep it honest.
 //! * What every command has in common because [`crate::command::run`]
 //!   does it for all of them — `Idempotency-Key`, `X-Consistency-Token`,
 //!   `Idempotent-Replayed`, partner rate-limit headers — is added by the
@@ -17,7 +18,6 @@
 //! The complete document (both APIs and the operational routes) is
 //! assembled and served by the `basketry-openapi` crate.
 
-pub mod requests;
 pub mod schemas;
 pub mod shape;
 

@@ -16,7 +16,10 @@ use basketry_domain::partner::{
 use basketry_domain::{ApiKeyId, FieldError, PartnerId, Reason, ValidationErrors};
 use basketry_store::{EventStore, StreamId};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::RefBuilder;
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::{admin, path_uuid, stream, to_body};
@@ -27,7 +30,7 @@ use crate::command::{
 };
 use crate::error::ApiError;
 use crate::load::load;
-use crate::openapi::{requests, schemas, BodylessErrors, CommandErrors, CreateErrors};
+use crate::openapi::{schemas, BodylessErrors, CommandErrors, CreateErrors};
 use crate::views;
 
 /// A new key: the key and, this once, its secret.
@@ -176,7 +179,6 @@ pub(crate) async fn create_api_key(
 }
 
 /// Body of `PUT /admin/partner-api-keys/{id}`: partner config and key status.
-/// Documented as [`requests::UpdateApiKeyInput`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateKeyInput {
@@ -184,6 +186,62 @@ pub(crate) struct UpdateKeyInput {
     pub(crate) config: UpdatePartnerConfigInput,
     pub(crate) status: Option<String>,
     pub(crate) reason: Option<String>,
+}
+
+/// `UpdateKeyInput`'s schema, named `UpdateApiKeyInput`: one object, the
+/// domain's `UpdatePartnerConfigInput` schema with this key's `status` and
+/// `reason` added to its members (a derived schema would put the flattened
+/// configuration in an `allOf` that its closed members make unsatisfiable).
+impl utoipa::PartialSchema for UpdateKeyInput {
+    #[allow(deprecated)] // `example`: as every other request member states it.
+    fn schema() -> RefOr<Schema> {
+        let status = OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .item(
+                RefBuilder::new()
+                    .ref_location_from_schema_name(ApiKeyStatus::name())
+                    .description(Some(
+                        "A new status for this key: `SUSPENDED`, back to `ACTIVE`, or\n\
+                         `REVOKED` (final).",
+                    )),
+            );
+        let reason = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .description(Some("Why the status changes, 1–500 characters."))
+            .example(Some(serde_json::json!("Contract paused")))
+            .max_length(Some(500))
+            .min_length(Some(1));
+        let mut schema = match UpdatePartnerConfigInput::schema() {
+            RefOr::T(Schema::Object(object)) => object,
+            // The derived schema of a struct is an object.
+            _ => Object::new(),
+        };
+        schema.description = Some(
+            "`PUT /admin/partner-api-keys/{api_key_id}`: the partner's configuration\n\
+             (the domain's `UpdatePartnerConfigInput`: objects given replace the old\n\
+             ones whole) and this key's status; at least one member."
+                .to_string(),
+        );
+        schema
+            .properties
+            .insert("status".to_string(), status.into());
+        schema
+            .properties
+            .insert("reason".to_string(), reason.into());
+        RefOr::T(Schema::Object(schema))
+    }
+}
+
+impl ToSchema for UpdateKeyInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UpdateApiKeyInput".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        // The configuration's members are inlined; what they refer to is not.
+        UpdatePartnerConfigInput::schemas(schemas);
+        schemas.push((ApiKeyStatus::name().into_owned(), ApiKeyStatus::schema()));
+    }
 }
 
 /// Update a partner's configuration or a key's status
@@ -198,7 +256,7 @@ pub(crate) struct UpdateKeyInput {
     params(
         ("api_key_id" = Uuid, Path, description = "The API key id."),
     ),
-    request_body = requests::UpdateApiKeyInput,
+    request_body = UpdateKeyInput,
     responses(
         (status = 200, description = "The key as it now is (never the secret).", body = schemas::ApiKey),
         CommandErrors,
