@@ -23,6 +23,7 @@ pub mod shape;
 
 use std::collections::BTreeMap;
 
+use basketry_http::shapes::ErrorComponents;
 use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::response::Response;
@@ -31,7 +32,6 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{Components, Ref, RefOr, Required};
-use basketry_http::shapes::ErrorComponents;
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 /// Security scheme of people: `Authorization: Bearer <JWT>`.

@@ -4,12 +4,12 @@
 
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
-use basketry_http::shapes;
 use basketry_domain::basket::{
     self, AddStrategy, BasketAggregate, BasketCommand, BasketInput, CreateBasket, RemoveStrategy,
     ReplaceStrategy, Strategy, StrategyInput, UpdateBasket, UpdateBasketInput,
 };
 use basketry_domain::{BasketId, StrategyId};
+use basketry_http::shapes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;

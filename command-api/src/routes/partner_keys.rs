@@ -6,7 +6,6 @@
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
-use basketry_http::shapes;
 use basketry_domain::api_key_index::{self, ApiKeyIndexAggregate, AssignApiKey};
 use basketry_domain::partner::{
     self, ApiKeyStatus, GracePeriodHours, IssueApiKey, PartnerAggregate, PartnerCommand,
@@ -14,10 +13,12 @@ use basketry_domain::partner::{
     SecretHash, SetApiKeyStatus, UpdatePartnerConfig, UpdatePartnerConfigInput,
 };
 use basketry_domain::{ApiKeyId, FieldError, PartnerId, Reason, ValidationErrors};
+use basketry_http::shapes;
 use basketry_store::{EventStore, StreamId};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
-use utoipa::openapi::schema::RefBuilder;
+use utoipa::openapi::schema::{
+    Object, ObjectBuilder, OneOfBuilder, RefBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;

@@ -8,7 +8,6 @@ use std::str::FromStr;
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
-use basketry_http::shapes;
 use basketry_domain::partner::Permission;
 use basketry_domain::subscription::{
     self, AllocationInput, BrokerAllocation, PartnerAttribution, SetBrokerAllocations,
@@ -18,6 +17,7 @@ use basketry_domain::{
     AllocationId, BrokerId, ClientId, Currency, DecimalInput, Email, FieldError, LotMultiplier,
     SubscriptionId, TemplateId, UserId, ValidationErrors,
 };
+use basketry_http::shapes;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -710,7 +710,10 @@ pub struct UpdatePartnerConfig {
 #[serde(deny_unknown_fields)]
 pub struct UpdatePartnerConfigInput {
     /// A new name, 1–120 characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 120, example = "Zebu Broking"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 120, example = "Zebu Broking")
+    )]
     pub partner_name: Option<String>,
     /// A new revenue share.
     pub revenue_share: Option<RevenueShareInput>,
