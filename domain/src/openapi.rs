@@ -1,7 +1,7 @@
-//! OpenAPI schemas (feature `openapi`) for what request bodies carry: the
-//! enumerations, as strings whose values are each type's `ALL`, and
-//! [`DecimalInput`]. The `…Input` types derive theirs where they are
-//! declared.
+//! OpenAPI schemas (feature `openapi`): the enumerations, as strings whose
+//! values are each type's `ALL` — the one description of each, used by
+//! request and response bodies alike — and [`DecimalInput`]. The `…Input`
+//! types derive theirs where they are declared.
 
 use serde_json::json;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};

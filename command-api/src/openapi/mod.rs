@@ -4,10 +4,11 @@
 //! * Every handler in [`crate::routes`] carries `#[utoipa::path(...)]`:
 //!   method, path, parameters, request body, each status it can answer and
 //!   its security; [`CommandApiDoc`] collects them.
-//! * [`schemas`] — response shapes and the one `Problem` error body;
-//!   [`requests`] — the domain's input types as schemas (the domain crate
-//!   stays free of HTTP and OpenAPI); [`shape`] — checking JSON against
-//!   the document, for the tests that keep it honest.
+//! * [`schemas`] — the response shapes of [`basketry_http::shapes`];
+//!   request bodies are documented by the types the handlers deserialise
+//!   (the domain's `…Input` types derive their schemas with its `openapi`
+//!   feature); [`shape`] — checking JSON against the document, for the
+//!   tests that keep it honest.
 //! * What every command has in common because [`crate::command::run`]
 //!   does it for all of them — `Idempotency-Key`, `X-Consistency-Token`,
 //!   `Idempotent-Replayed`, partner rate-limit headers — is added by the
@@ -19,7 +20,6 @@
 //! The complete document (both APIs and the operational routes) is
 //! assembled and served by the `basketry-openapi` crate.
 
-pub mod requests;
 pub mod schemas;
 pub mod shape;
 
@@ -30,13 +30,15 @@ pub use basketry_http::openapi::{
 
 use std::collections::BTreeMap;
 
+use basketry_http::shapes::ErrorComponents;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::Response;
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
-/// The command API's operations and components.
+/// The command API's operations and components; the shared error
+/// responses are [`ErrorComponents`], declared once for both APIs.
 #[derive(OpenApi)]
 #[openapi(
     paths(
@@ -63,23 +65,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
         crate::routes::partner_keys::revoke_api_key,
         crate::routes::billing::billing_run,
     ),
-    components(
-        schemas(schemas::Problem, schemas::FieldError),
-        responses(
-            schemas::BadRequest,
-            schemas::Unauthorized,
-            schemas::Forbidden,
-            schemas::NotFound,
-            schemas::Conflict,
-            schemas::PayloadTooLarge,
-            schemas::UnsupportedMediaType,
-            schemas::UnprocessableEntity,
-            schemas::TooManyRequests,
-            schemas::InternalError,
-            schemas::ServiceUnavailable,
-        )
-    ),
-    modifiers(&SecurityAddon, &CommandConventions)
+    modifiers(&ErrorComponents, &SecurityAddon, &CommandConventions)
 )]
 pub struct CommandApiDoc;
 

@@ -9,8 +9,8 @@ use basketry_domain::basket::{
     ReplaceStrategy, Strategy, StrategyInput, UpdateBasket, UpdateBasketInput,
 };
 use basketry_domain::{BasketId, StrategyId};
+use basketry_http::shapes;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -27,8 +27,7 @@ use crate::views;
 pub struct BasketStrategy {
     // The strategy's own members, as every strategy is rendered.
     #[serde(flatten)]
-    #[schema(value_type = schemas::Strategy)]
-    pub strategy: Value,
+    pub strategy: shapes::Strategy,
     // The basket the strategy belongs to.
     #[schema(value_type = Uuid)]
     pub basket_id: BasketId,
@@ -106,7 +105,7 @@ where
                     .find(|s| s.strategy_id == strategy_id)
                     .ok_or(ApiError::NotFound { what: "strategy" })?;
                 to_body(&BasketStrategy {
-                    strategy: to_body(&views::strategy(s))?,
+                    strategy: views::strategy_shape(s),
                     basket_id: b.basket_id,
                     basket_revision: b.revision,
                 })?

@@ -13,10 +13,14 @@ use basketry_domain::partner::{
     SecretHash, SetApiKeyStatus, UpdatePartnerConfig, UpdatePartnerConfigInput,
 };
 use basketry_domain::{ApiKeyId, FieldError, PartnerId, Reason, ValidationErrors};
+use basketry_http::shapes;
 use basketry_store::{EventStore, StreamId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    Object, ObjectBuilder, OneOfBuilder, RefBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::{admin, path_uuid, stream, to_body};
@@ -27,7 +31,7 @@ use crate::command::{
 };
 use crate::error::ApiError;
 use crate::load::load;
-use crate::openapi::{requests, schemas, BodylessErrors, CommandErrors, CreateErrors};
+use crate::openapi::{schemas, BodylessErrors, CommandErrors, CreateErrors};
 use crate::views;
 
 /// A new key: the key and, this once, its secret.
@@ -35,8 +39,7 @@ use crate::views;
 pub struct IssuedApiKey {
     // The key's own members, as every key is rendered.
     #[serde(flatten)]
-    #[schema(value_type = schemas::ApiKey)]
-    pub key: Value,
+    pub key: shapes::ApiKey,
     /// `sk_<partner>_live_<base62>`. Shown once: only its argon2id hash is
     /// kept, and an `Idempotency-Key` replay of this response leaves it out.
     pub api_secret: String,
@@ -48,8 +51,7 @@ pub struct IssuedApiKey {
 pub struct RotatedApiKey {
     // The key's own members, as every key is rendered.
     #[serde(flatten)]
-    #[schema(value_type = schemas::ApiKey)]
-    pub key: Value,
+    pub key: shapes::ApiKey,
     /// The new secret, shown once (an `Idempotency-Key` replay of this
     /// response leaves it out).
     pub api_secret: String,
@@ -77,7 +79,7 @@ async fn partner_of_key(
 
 /// The key `api_key_id` of the partner in `state`, as admins see it (never
 /// the secret or its hash).
-fn key_body(state: &PartnerState, api_key_id: ApiKeyId) -> Result<Value, ApiError> {
+fn key_shape(state: &PartnerState, api_key_id: ApiKeyId) -> Result<shapes::ApiKey, ApiError> {
     let p = state
         .partner
         .as_ref()
@@ -86,7 +88,7 @@ fn key_body(state: &PartnerState, api_key_id: ApiKeyId) -> Result<Value, ApiErro
         .keys
         .get(&api_key_id)
         .ok_or(ApiError::NotFound { what: "api key" })?;
-    to_body(&views::api_key(p, key))
+    Ok(views::api_key_shape(p, key))
 }
 
 /// A new secret for a key of `partner_id`, and the hash that is kept.
@@ -168,7 +170,7 @@ pub(crate) async fn create_api_key(
         .await?;
         auth.partners.invalidate_partner(&partner_id);
         let body = IssuedApiKey {
-            key: key_body(&executed.state, api_key_id)?,
+            key: key_shape(&executed.state, api_key_id)?,
             api_secret: secret,
         };
         // The secret is shown once: an Idempotency-Key replay answers without it.
@@ -178,7 +180,6 @@ pub(crate) async fn create_api_key(
 }
 
 /// Body of `PUT /admin/partner-api-keys/{id}`: partner config and key status.
-/// Documented as [`requests::UpdateApiKeyInput`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateKeyInput {
@@ -186,6 +187,62 @@ pub(crate) struct UpdateKeyInput {
     pub(crate) config: UpdatePartnerConfigInput,
     pub(crate) status: Option<String>,
     pub(crate) reason: Option<String>,
+}
+
+/// `UpdateKeyInput`'s schema, named `UpdateApiKeyInput`: one object, the
+/// domain's `UpdatePartnerConfigInput` schema with this key's `status` and
+/// `reason` added to its members (a derived schema would put the flattened
+/// configuration in an `allOf` that its closed members make unsatisfiable).
+impl utoipa::PartialSchema for UpdateKeyInput {
+    #[allow(deprecated)] // `example`: as every other request member states it.
+    fn schema() -> RefOr<Schema> {
+        let status = OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .item(
+                RefBuilder::new()
+                    .ref_location_from_schema_name(ApiKeyStatus::name())
+                    .description(Some(
+                        "A new status for this key: `SUSPENDED`, back to `ACTIVE`, or\n\
+                         `REVOKED` (final).",
+                    )),
+            );
+        let reason = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .description(Some("Why the status changes, 1–500 characters."))
+            .example(Some(serde_json::json!("Contract paused")))
+            .max_length(Some(500))
+            .min_length(Some(1));
+        let mut schema = match UpdatePartnerConfigInput::schema() {
+            RefOr::T(Schema::Object(object)) => object,
+            // The derived schema of a struct is an object.
+            _ => Object::new(),
+        };
+        schema.description = Some(
+            "`PUT /admin/partner-api-keys/{api_key_id}`: the partner's configuration\n\
+             (the domain's `UpdatePartnerConfigInput`: objects given replace the old\n\
+             ones whole) and this key's status; at least one member."
+                .to_string(),
+        );
+        schema
+            .properties
+            .insert("status".to_string(), status.into());
+        schema
+            .properties
+            .insert("reason".to_string(), reason.into());
+        RefOr::T(Schema::Object(schema))
+    }
+}
+
+impl ToSchema for UpdateKeyInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UpdateApiKeyInput".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        // The configuration's members are inlined; what they refer to is not.
+        UpdatePartnerConfigInput::schemas(schemas);
+        schemas.push((ApiKeyStatus::name().into_owned(), ApiKeyStatus::schema()));
+    }
 }
 
 /// Update a partner's configuration or a key's status
@@ -200,7 +257,7 @@ pub(crate) struct UpdateKeyInput {
     params(
         ("api_key_id" = Uuid, Path, description = "The API key id."),
     ),
-    request_body = requests::UpdateApiKeyInput,
+    request_body = UpdateKeyInput,
     responses(
         (status = 200, description = "The key as it now is (never the secret).", body = schemas::ApiKey),
         CommandErrors,
@@ -273,7 +330,7 @@ pub(crate) async fn update_api_key(
         let executed = execute_all(store, &s, &meta, &commands).await?;
         auth.partners.invalidate_partner(&partner_id);
         Ok(Reply::ok(
-            key_body(&executed.state, api_key_id)?,
+            to_body(&key_shape(&executed.state, api_key_id)?)?,
             executed.position,
         ))
     })
@@ -352,7 +409,7 @@ pub(crate) async fn rotate_api_key(
         let executed = execute_all(store, &s, &meta, &[command]).await?;
         auth.partners.invalidate_partner(&partner_id);
         let body = RotatedApiKey {
-            key: key_body(&executed.state, api_key_id)?,
+            key: key_shape(&executed.state, api_key_id)?,
             api_secret: secret,
             grace_period_hours: grace.get(),
         };
@@ -401,7 +458,7 @@ pub(crate) async fn revoke_api_key(
         let executed = execute_all(store, &s, &meta, &[command]).await?;
         auth.partners.invalidate_partner(&partner_id);
         Ok(Reply::ok(
-            key_body(&executed.state, api_key_id)?,
+            to_body(&key_shape(&executed.state, api_key_id)?)?,
             executed.position,
         ))
     })

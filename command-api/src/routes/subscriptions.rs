@@ -17,9 +17,9 @@ use basketry_domain::{
     AllocationId, BrokerId, ClientId, Currency, DecimalInput, Email, FieldError, LotMultiplier,
     SubscriptionId, TemplateId, UserId, ValidationErrors,
 };
+use basketry_http::shapes;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -190,8 +190,7 @@ impl From<&SubscriptionCharged> for Charge {
 pub struct NewSubscription {
     // The subscription's own members, as every subscription is rendered.
     #[serde(flatten)]
-    #[schema(value_type = schemas::Subscription)]
-    pub subscription: Value,
+    pub subscription: shapes::Subscription,
     /// `null` for a FREE template.
     #[schema(required = true)]
     pub first_charge: Option<Charge>,
@@ -325,7 +324,7 @@ pub(crate) async fn subscribe(
         )
         .await?;
         let body = NewSubscription {
-            subscription: to_body(&views::subscription(&subscribed.subscription))?,
+            subscription: views::subscription_shape(&subscribed.subscription),
             first_charge: subscribed.first_charge.as_ref().map(Charge::from),
         };
         Ok(Reply::created(to_body(&body)?, subscribed.position))

@@ -706,13 +706,19 @@ pub struct UpdatePartnerConfig {
 /// /admin/partner-api-keys/{id}`, without `status`, which is
 /// [`SetApiKeyStatus`]); at least one member.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePartnerConfigInput {
-    /// A new name.
+    /// A new name, 1–120 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 120, example = "Zebu Broking")
+    )]
     pub partner_name: Option<String>,
     /// A new revenue share.
     pub revenue_share: Option<RevenueShareInput>,
-    /// New permissions.
+    /// New permissions, at least one.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Permission>>, min_items = 1))]
     pub permissions: Option<Vec<String>>,
     /// New limits (replacing the whole object).
     pub rate_limits: Option<RateLimitsInput>,

@@ -21,8 +21,9 @@
 //! A member that is always present but may be `null` is an `Option` marked
 //! `required = true`; a member that may be absent is an `Option` skipped
 //! when `None`. Enumerations ([`Product`], [`SubscriptionStatus`], …) are
-//! the domain's own types, documented from the domain's `ALL` lists, so a
-//! value added to the domain appears in the document by itself.
+//! the domain's own types with the domain's own schemas (documented from
+//! its `ALL` lists), so a value added to the domain appears in the
+//! document by itself.
 
 pub mod audit;
 pub mod baskets;
@@ -42,92 +43,15 @@ pub use subscriptions::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::RefOr;
-use utoipa::ToSchema;
 
-/// Declares the schema of a domain enumeration: a string whose values are
-/// the domain type's `ALL`, spelled by its `as_str`. Fields of the domain
-/// type name it with `#[schema(value_type = …)]`.
-macro_rules! domain_enum {
-    ($(#[$meta:meta])* $name:ident = $domain:ty, $description:literal) => {
-        $(#[$meta])*
-        pub struct $name;
-
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> RefOr<Schema> {
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some($description))
-                    .enum_values(Some(<$domain>::ALL.iter().map(|v| v.as_str())))
-                    .into()
-            }
-        }
-
-        impl ToSchema for $name {}
-    };
-}
-
-domain_enum!(
-    /// `MIS` or `NRML`.
-    Product = basketry_domain::basket::Product,
-    "Product type: intraday (`MIS`) or carry-forward (`NRML`)."
-);
-domain_enum!(
-    /// `MON` … `FRI`.
-    TradingDay = basketry_domain::basket::TradingDay,
-    "An exchange trading day."
-);
-domain_enum!(
-    /// `BUY` or `SELL`.
-    LegAction = basketry_domain::basket::LegAction,
-    "Whether the leg buys or sells."
-);
-domain_enum!(
-    /// `CE` or `PE`.
-    OptionType = basketry_domain::basket::OptionType,
-    "Call (`CE`) or put (`PE`)."
-);
-domain_enum!(
-    /// `WEEKLY` or `MONTHLY`.
-    Expiry = basketry_domain::basket::Expiry,
-    "Which expiry the leg trades."
-);
-domain_enum!(
-    /// `PUBLIC` or `PRIVATE`.
-    Visibility = basketry_domain::basket::Visibility,
-    "`PUBLIC` templates are listed in the marketplace; `PRIVATE` ones are subscribable by id only."
-);
-domain_enum!(
-    /// `FREE` or `PAID`.
-    PricingType = basketry_domain::basket::PricingType,
-    "Whether subscribers pay a monthly fee."
-);
-domain_enum!(
-    /// `BEGINNER` … `ADVANCED`.
-    DifficultyLevel = basketry_domain::basket::DifficultyLevel,
-    "How demanding the template is."
-);
-domain_enum!(
-    /// `ACTIVE`, `PAUSED` or `CANCELLED`.
-    SubscriptionStatus = basketry_domain::subscription::SubscriptionStatus,
-    "`ACTIVE ⇄ PAUSED`, either `→ CANCELLED` (final)."
-);
-domain_enum!(
-    /// `BROKER`, `ADVISOR` or `OTHER`.
-    PartnerType = basketry_domain::partner::PartnerType,
-    "What kind of business the partner is."
-);
-domain_enum!(
-    /// `marketplace:read`, …
-    Permission = basketry_domain::partner::Permission,
-    "What a partner's keys may do."
-);
-domain_enum!(
-    /// `ACTIVE`, `SUSPENDED` or `REVOKED`.
-    ApiKeyStatus = basketry_domain::partner::ApiKeyStatus,
-    "Whether the key authenticates: `ACTIVE ⇄ SUSPENDED`, either `→ REVOKED` (final)."
-);
+/// The domain's enumerations, documented by the domain itself (its
+/// `openapi` feature): each a string whose values are the type's `ALL`.
+/// Fields of the shapes name them with `#[schema(value_type = …)]`.
+pub use basketry_domain::basket::{
+    DifficultyLevel, Expiry, LegAction, OptionType, PricingType, Product, TradingDay, Visibility,
+};
+pub use basketry_domain::partner::{ApiKeyStatus, PartnerType, Permission};
+pub use basketry_domain::subscription::SubscriptionStatus;
 
 /// An instant as the API writes it: RFC 3339 in UTC with a `Z`. Built from
 /// a `DateTime<Utc>` (written as chrono writes it: only the fractional
