@@ -26,6 +26,9 @@ pub trait StoreHooks: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs before `stream` is read.
+    fn before_read_stream(&self, _stream: &StreamId) {}
+
     /// Runs before each page of the whole log is read.
     fn before_read_all(&self) {}
 }
@@ -60,6 +63,7 @@ impl<H: StoreHooks> EventStore for Intercepted<H> {
         stream: &StreamId,
         from: Revision,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.hook.before_read_stream(stream);
         self.inner.read_stream(stream, from).await
     }
 

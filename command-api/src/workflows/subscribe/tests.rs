@@ -1,29 +1,36 @@
 //! The workflow reads every stream once and answers what its callers
-//! need, checked against the in-memory store through a wrapper that counts
-//! the reads of each stream.
+//! need, checked against the in-memory store with a hook that counts the reads
+//! of each stream.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use basketry_domain::basket::{BasketInput, CreateBasket, MarketplaceConfigInput, PublishTemplate};
 use basketry_domain::{Actor, ApiKeyId, BasketId, BrokerId, StrategyId};
 use basketry_store::memory::MemoryStore;
-use basketry_store::{
-    AppendError, AppendOutcome, EventStream, ExpectedRevision, NewEvent, RecordedEvent, Revision,
-    StoreError,
-};
+use basketry_test_support::stores::{Intercepted, StoreHooks};
 use serde_json::json;
 
 use super::*;
 
-/// A store that counts the reads of each stream.
+/// Reads of each stream, counted by a hook on the in-memory store.
 #[derive(Default)]
-struct Counting {
-    inner: MemoryStore,
+struct Counts {
     reads: Mutex<BTreeMap<String, usize>>,
 }
 
-impl Counting {
+impl StoreHooks for Counts {
+    fn before_read_stream(&self, stream: &StreamId) {
+        *self
+            .reads
+            .lock()
+            .expect("the counts")
+            .entry(stream.to_string())
+            .or_default() += 1;
+    }
+}
+
+impl Counts {
     /// Reads of `stream` since the last call, which starts counting again.
     fn reads_of(&self, stream: &str) -> usize {
         let mut reads = self.reads.lock().expect("the counts");
@@ -38,46 +45,11 @@ impl Counting {
     }
 }
 
-#[async_trait::async_trait]
-impl EventStore for Counting {
-    async fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedRevision,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, AppendError> {
-        self.inner.append(stream, expected, events).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: Revision,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        *self
-            .reads
-            .lock()
-            .expect("the counts")
-            .entry(stream.to_string())
-            .or_default() += 1;
-        self.inner.read_stream(stream, from).await
-    }
-
-    async fn read_all(
-        &self,
-        after: Option<Position>,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn subscribe_all(&self, after: Option<Position>) -> Result<EventStream, StoreError> {
-        self.inner.subscribe_all(after).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
-    }
+/// The in-memory store, with every read of a stream counted.
+fn counting() -> (Arc<dyn EventStore>, Arc<Counts>) {
+    let counts = Arc::new(Counts::default());
+    let store = Intercepted::wrap(Arc::new(MemoryStore::default()), counts.clone());
+    (store, counts)
 }
 
 fn meta(actor: Actor) -> CommandMeta {
@@ -150,9 +122,9 @@ fn person(text: &str) -> NewSubscription {
 
 #[tokio::test]
 async fn a_partner_subscribe_reads_the_template_the_user_and_the_partner_once_each() {
-    let store = Counting::default();
-    let template_id = template(&store).await;
-    store.take();
+    let (store, counts) = counting();
+    let template_id = template(&*store).await;
+    counts.take();
     let partner_id = PartnerId::parse("ZEBU").expect("a partner id");
     let api_key_id = ApiKeyId::from_uuid(Uuid::now_v7());
     let mut new = person("asha@example.com");
@@ -164,7 +136,7 @@ async fn a_partner_subscribe_reads_the_template_the_user_and_the_partner_once_ea
     });
     let user_id = new.user_id;
     let subscribed = subscribe(
-        &store,
+        &*store,
         &meta(Actor::Partner {
             partner_id: partner_id.clone(),
             api_key_id,
@@ -174,7 +146,7 @@ async fn a_partner_subscribe_reads_the_template_the_user_and_the_partner_once_ea
     )
     .await
     .expect("subscribed");
-    let reads = store.take();
+    let reads = counts.take();
     let expected: BTreeMap<String, usize> = [
         basket::stream_name(&template_id),
         user_link::stream_name(&user_id),
@@ -193,22 +165,22 @@ async fn a_partner_subscribe_reads_the_template_the_user_and_the_partner_once_ea
 
 #[tokio::test]
 async fn a_cancel_loads_the_subscription_once_and_answers_the_position_of_the_release() {
-    let store = Counting::default();
-    let template_id = template(&store).await;
+    let (store, counts) = counting();
+    let template_id = template(&*store).await;
     let new = person("asha@example.com");
     let user = Person::new(new.email.clone(), BTreeSet::new());
     let me = meta(Actor::User {
         user_id: new.user_id,
     });
-    let subscribed = subscribe(&store, &me, template_id, new)
+    let subscribed = subscribe(&*store, &me, template_id, new)
         .await
         .expect("subscribed");
     let id = subscribed.subscription.subscription_id;
-    store.take();
-    let changed = change_status(&store, &me, Owner::User(&user), id, Change::Cancel, None)
+    counts.take();
+    let changed = change_status(&*store, &me, Owner::User(&user), id, Change::Cancel, None)
         .await
         .expect("cancelled");
-    assert_eq!(store.reads_of(&subscription::stream_name(&id)), 1);
+    assert_eq!(counts.reads_of(&subscription::stream_name(&id)), 1);
     assert_eq!(changed.subscription.status, SubscriptionStatus::Cancelled);
     assert_eq!(
         changed.position,
@@ -216,23 +188,23 @@ async fn a_cancel_loads_the_subscription_once_and_answers_the_position_of_the_re
         "the release is the command's last event"
     );
     // The reservation is gone: the person may subscribe again.
-    subscribe(&store, &me, template_id, person("asha@example.com"))
+    subscribe(&*store, &me, template_id, person("asha@example.com"))
         .await
         .expect("subscribed again");
 }
 
 #[tokio::test]
 async fn another_partner_is_refused_without_the_subscription_id_and_the_person_with_it() {
-    let store = Counting::default();
-    let template_id = template(&store).await;
+    let (store, _) = counting();
+    let template_id = template(&*store).await;
     let new = person("asha@example.com");
     let me = meta(Actor::User {
         user_id: new.user_id,
     });
-    let first = subscribe(&store, &me, template_id, new)
+    let first = subscribe(&*store, &me, template_id, new)
         .await
         .expect("subscribed");
-    let again = subscribe(&store, &me, template_id, person("asha@example.com")).await;
+    let again = subscribe(&*store, &me, template_id, person("asha@example.com")).await;
     assert!(
         matches!(
             again,
@@ -251,7 +223,7 @@ async fn another_partner_is_refused_without_the_subscription_id_and_the_person_w
         partner_bps: BasisPoints::new(3_000).expect("a share"),
     });
     let refused = subscribe(
-        &store,
+        &*store,
         &meta(Actor::Partner {
             partner_id,
             api_key_id,
